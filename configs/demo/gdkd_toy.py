@@ -1,0 +1,25 @@
+# Demo GDKD student: configs/gdkd/deeplabv3_r101_to_r18_cityscapes.py with only the data root, widths, crop and
+# schedule changed. The teacher is the demo teacher (configs/demo/teacher_toy.py) trained by `make demo`.
+_base_ = ['../gdkd/deeplabv3_r101_to_r18_cityscapes.py', '../_base_/datasets/toy_cityscapes.py']
+base_width = 8
+student = dict(
+    pretrained=None,
+    data_preprocessor=dict(size={{_base_.toy_crop_size}}),
+    backbone=dict(stem_channels=base_width, base_channels=base_width),
+    decode_head=dict(in_channels=base_width * 8, channels=base_width * 2, dilations=(1, 6, 12, 18)),
+    auxiliary_head=dict(in_channels=base_width * 4, channels=base_width))
+model = dict(
+    student=student,
+    teacher='{{fileDirname}}/teacher_toy.py',
+    teacher_ckpt='work_dirs/demo/teacher/iter_1000.pth')
+train_dataloader = {{_base_.toy_train_dataloader}}
+val_dataloader = {{_base_.toy_val_dataloader}}
+test_dataloader = val_dataloader
+
+max_iters = 1000
+param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+custom_hooks = [dict(type='DistillWarmupHook', warmup_iters=100)]

@@ -1,0 +1,28 @@
+# GDKD: DeepLabV3-R101-D8 teacher (MMSeg zoo, 80.2 mIoU) -> DeepLabV3-R18-D8 student on Cityscapes.
+# The authors' schedule: 40k iterations, total batch 16 (8 GPUs x 2), SGD lr 0.02, momentum 0.9, weight decay 5e-4,
+# poly decay 0.9, crop 512x1024, auxiliary head; GDKD k=3, w0=1, w1=1, w2=2, T=1.
+#   8 GPUs: tools/dist_train.sh configs/gdkd/deeplabv3_r101_to_r18_cityscapes.py 8
+_base_ = ['mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py']
+custom_imports = dict(imports=['gdkd_seg'], allow_failed_imports=False)
+
+teacher_ckpt = ('https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/'
+                'deeplabv3_r101-d8_512x1024_80k_cityscapes/'
+                'deeplabv3_r101-d8_512x1024_80k_cityscapes_20200606_113503-9e428899.pth')
+model = dict(
+    _delete_=True,
+    type='SegDistiller',
+    student={{_base_.model}},
+    teacher='mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
+    teacher_ckpt=teacher_ckpt,
+    distill_losses=dict(
+        loss_gdkd=dict(type='GDKDLoss', k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0, loss_weight=1.0)))
+
+train_dataloader = dict(batch_size=2, num_workers=2)
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0005))
+param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=40000, by_epoch=False)]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=40000, val_interval=4000)
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3))
+# Our choice (the paper gives none for segmentation): ramp the distillation weight over the first 1k iterations.
+custom_hooks = [dict(type='DistillWarmupHook', warmup_iters=1000)]
+# 8 GPUs x 2 images; with fewer GPUs pass --cfg-options auto_scale_lr.enable=True to scale the learning rate.
+auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -1,0 +1,78 @@
+"""Shared input handling for the distillation losses: shape checks, resizing, valid-pixel masks, reduction."""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def to_compute_dtype(logits: Tensor) -> Tensor:
+    """fp16/bf16 logits are computed in float32 (their range and precision are too small for KL terms);
+    float32 and float64 stay as they are."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
+def check_logits(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """Validate a student/teacher logit pair and bring the teacher's to the student's spatial size.
+
+    Args:
+        student_logits: ``(B, C, h, w)`` or ``(N, C)``.
+        teacher_logits: same layout and class count; spatial size may differ.
+
+    Returns:
+        The teacher logits, detached (the teacher is never trained through a distillation loss) and bilinearly
+        resized to the student's spatial size when it differs.
+    """
+    if student_logits.dim() not in (2, 4):
+        raise ValueError(f'student_logits must be (B, C, H, W) or (N, C), got shape {tuple(student_logits.shape)}')
+    if teacher_logits.dim() != student_logits.dim():
+        raise ValueError(f'teacher_logits has shape {tuple(teacher_logits.shape)} but student_logits has shape '
+                         f'{tuple(student_logits.shape)}; both must be (B, C, H, W) or both (N, C)')
+    if teacher_logits.shape[1] != student_logits.shape[1]:
+        raise ValueError(f'student_logits has {student_logits.shape[1]} classes but teacher_logits has '
+                         f'{teacher_logits.shape[1]}; teacher and student must predict the same classes')
+    if teacher_logits.shape[0] != student_logits.shape[0]:
+        raise ValueError(f'student_logits has batch size {student_logits.shape[0]} but teacher_logits has '
+                         f'{teacher_logits.shape[0]}')
+    teacher_logits = teacher_logits.detach()
+    if student_logits.dim() == 4 and teacher_logits.shape[2:] != student_logits.shape[2:]:
+        teacher_logits = F.interpolate(teacher_logits, size=student_logits.shape[2:], mode='bilinear',
+                                       align_corners=False)
+    return teacher_logits
+
+
+def labels_and_valid(gt: Optional[Tensor], logits: Tensor,
+                     ignore_index: int) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+    """Match ``gt`` to the logits' pixels.
+
+    Args:
+        gt: class indices ``(B, H, W)``, ``(B, 1, H, W)`` or ``(N,)``, or None.
+        logits: ``(B, C, h, w)`` or ``(N, C)``; ``gt`` is resized (nearest) to ``(h, w)`` when it differs.
+        ignore_index: label of pixels left out of the loss.
+
+    Returns:
+        ``(labels, valid)``: labels shaped like the logits without the class dim, with ignored pixels set to 0 so
+        they can index safely, and the boolean valid mask; ``(None, None)`` when ``gt`` is None (all pixels valid).
+    """
+    if gt is None:
+        return None, None
+    if logits.dim() == 4:
+        if gt.dim() == 4 and gt.shape[1] == 1:
+            gt = gt[:, 0]
+        if gt.dim() != 3 or gt.shape[0] != logits.shape[0]:
+            raise ValueError(f'gt must be (B, H, W) or (B, 1, H, W) with B={logits.shape[0]}, '
+                             f'got shape {tuple(gt.shape)}')
+        if gt.shape[1:] != logits.shape[2:]:
+            gt = F.interpolate(gt[:, None].float(), size=logits.shape[2:], mode='nearest')[:, 0]
+    elif gt.shape != logits.shape[:1]:
+        raise ValueError(f'gt must be (N,) with N={logits.shape[0]}, got shape {tuple(gt.shape)}')
+    gt = gt.long()
+    valid = gt != ignore_index
+    return gt.masked_fill(~valid, 0), valid
+
+
+def mean_over_valid(per_pixel: Tensor, valid: Optional[Tensor]) -> Tensor:
+    """Mean of a per-pixel map over valid pixels; exactly 0 (with a gradient path) when none is valid."""
+    if valid is None:
+        return per_pixel.mean()
+    return torch.where(valid, per_pixel, 0.0).sum() / valid.sum().clamp(min=1)

@@ -1,0 +1,143 @@
+"""SegDistiller: a trainable MMSeg student distilled from a frozen MMSeg teacher."""
+from typing import Dict, List, Optional, Union
+
+import torch
+from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.registry import MODELS
+from mmseg.utils import OptSampleList, SampleList, add_prefix
+from torch import Tensor, nn
+
+from .teacher import build_frozen_teacher, teacher_model_config
+
+
+def _heads(head: Optional[nn.Module]) -> List[nn.Module]:
+    if head is None:
+        return []
+    return list(head) if isinstance(head, nn.ModuleList) else [head]
+
+
+@MODELS.register_module()
+class SegDistiller(BaseSegmentor):
+    """Distil a frozen MMSeg teacher into a trainable MMSeg student on the student's decode-head logits.
+
+    The teacher is held outside the module tree: it is not in ``state_dict`` (checkpoints hold the student only and
+    the teacher is rebuilt from ``teacher_ckpt``), not in ``parameters()`` (the optimizer never sees it), never
+    re-initialised by ``init_weights``, and stays in eval mode after ``train()``; device moves still reach it.
+
+    Args:
+        student: MMSeg segmentor config (an EncoderDecoder with decode head and optional auxiliary heads).
+        teacher: MMSeg segmentor config, inline or as a config path (``mmseg::...`` or a file). ``None`` builds the
+            student alone, for evaluation (``tools/test.py`` does this: testing never needs the teacher).
+        teacher_ckpt: local path or URL of the teacher's weights; required when ``teacher`` is given.
+        distill_losses: ``name -> loss config`` of registered losses (``GDKDLoss``, ``KDLoss``, ...), applied to the
+            student's and teacher's decode-head logits with the ground truth. Names must start with ``loss``.
+        aux_distill_weight: when > 0, the same losses are also applied to each auxiliary head's logits (student vs
+            teacher, matched by position), scaled by this weight.
+        data_preprocessor: defaults to the student's. The teacher sees the same preprocessed inputs, so its
+            normalisation must match.
+        init_cfg: MMEngine init config of the distiller.
+    """
+
+    def __init__(self, student: dict, teacher: Union[dict, str, None] = None, teacher_ckpt: Optional[str] = None,
+                 distill_losses: Optional[Dict[str, dict]] = None, aux_distill_weight: float = 0.0,
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = student.get('data_preprocessor')
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        student = dict(student)
+        student.pop('data_preprocessor', None)
+        self.student = MODELS.build(student)
+
+        distill_losses = distill_losses or {}
+        for name in distill_losses:
+            if not name.startswith('loss'):
+                raise ValueError(f"distill_losses key {name!r} must start with 'loss' (MMEngine sums only keys "
+                                 "containing 'loss'), e.g. 'loss_gdkd'")
+        self.distill_losses = nn.ModuleDict({name: MODELS.build(cfg) for name, cfg in distill_losses.items()})
+        self.aux_distill_weight = aux_distill_weight
+        # set by DistillWarmupHook; multiplies every distillation loss
+        self.distill_weight_factor = 1.0
+
+        self.__dict__['teacher'] = None
+        if teacher is not None:
+            teacher_cfg = teacher_model_config(teacher)
+            self._check_teacher_config(teacher_cfg, data_preprocessor)
+            teacher_cfg.pop('data_preprocessor', None)
+            self.__dict__['teacher'] = build_frozen_teacher(teacher_cfg, teacher_ckpt, MODELS)
+            if aux_distill_weight > 0 and len(_heads(self.teacher.auxiliary_head)) < len(
+                    _heads(self.student.auxiliary_head)):
+                raise ValueError('aux_distill_weight > 0 needs a teacher auxiliary head for each student one')
+
+    def _check_teacher_config(self, teacher_cfg: dict, data_preprocessor: Optional[dict]) -> None:
+        student_classes = self.student.decode_head.num_classes
+        teacher_classes = teacher_cfg.get('decode_head', {}).get('num_classes')
+        if teacher_classes != student_classes:
+            raise ValueError(f'teacher decode_head.num_classes={teacher_classes} but student has '
+                             f'{student_classes}; teacher and student must predict the same classes')
+        teacher_preprocessor = teacher_cfg.get('data_preprocessor') or {}
+        for key in ('mean', 'std', 'bgr_to_rgb'):
+            if key in teacher_preprocessor and data_preprocessor and \
+                    teacher_preprocessor[key] != data_preprocessor.get(key):
+                raise ValueError(f'teacher data_preprocessor.{key}={teacher_preprocessor[key]} differs from the '
+                                 f"distiller's {data_preprocessor.get(key)}; the teacher sees the same inputs")
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        if self.teacher is not None:
+            self.teacher._apply(fn, *args, **kwargs)
+        return self
+
+    def train(self, mode: bool = True) -> 'SegDistiller':
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
+        """The student's own losses plus the distillation losses; parts of each loss are logged too."""
+        if self.teacher is None:
+            raise RuntimeError('SegDistiller was built without a teacher (evaluation only) and cannot train')
+        features = self.student.extract_feat(inputs)
+        student_logits = self.student.decode_head(features)
+        losses = add_prefix(self.student.decode_head.loss_by_feat(student_logits, data_samples), 'decode')
+        student_aux = [head(features) for head in _heads(self.student.auxiliary_head)]
+        for index, (head, logits) in enumerate(zip(_heads(self.student.auxiliary_head), student_aux)):
+            prefix = 'aux' if len(student_aux) == 1 else f'aux_{index}'
+            losses.update(add_prefix(head.loss_by_feat(logits, data_samples), prefix))
+
+        with torch.no_grad():
+            teacher_features = self.teacher.extract_feat(inputs)
+            teacher_logits = self.teacher.decode_head(teacher_features)
+            teacher_aux = [head(teacher_features) for head in _heads(self.teacher.auxiliary_head)] \
+                if self.aux_distill_weight > 0 else []
+
+        gt = torch.stack([sample.gt_sem_seg.data for sample in data_samples])
+        losses.update(self._distill(student_logits, teacher_logits, gt, 'distill', self.distill_weight_factor))
+        for index, (student_aux_logits, teacher_aux_logits) in enumerate(zip(student_aux, teacher_aux)):
+            prefix = 'distill_aux' if len(student_aux) == 1 else f'distill_aux_{index}'
+            losses.update(self._distill(student_aux_logits, teacher_aux_logits, gt, prefix,
+                                        self.distill_weight_factor * self.aux_distill_weight))
+        return losses
+
+    def _distill(self, student_logits: Tensor, teacher_logits: Tensor, gt: Tensor, prefix: str,
+                 factor: float) -> Dict[str, Tensor]:
+        """Each distillation loss under ``prefix.name``, its parts under ``prefix.<name without loss_>_<part>``."""
+        out = {}
+        for name, loss in self.distill_losses.items():
+            out[f'{prefix}.{name}'] = factor * loss(student_logits, teacher_logits, gt)
+            short = name[len('loss_'):] if name.startswith('loss_') else name[len('loss'):]
+            out.update({f'{prefix}.{short}_{part}': value for part, value in loss.parts.items()})
+        return out
+
+    def extract_feat(self, inputs: Tensor) -> List[Tensor]:
+        return self.student.extract_feat(inputs)
+
+    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        return self.student.encode_decode(inputs, batch_img_metas)
+
+    def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
+        """The student's prediction, exactly as MMSeg's EncoderDecoder makes it."""
+        return self.student.predict(inputs, data_samples)
+
+    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
+        return self.student._forward(inputs, data_samples)

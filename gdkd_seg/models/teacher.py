@@ -1,0 +1,100 @@
+"""Building a frozen teacher from a config and a checkpoint, with loud errors for anything that does not match.
+
+Shared by the segmentation and classification distillers. A teacher whose weights did not load must stop the run:
+distilling from random weights is never what the user wanted.
+"""
+import os.path as osp
+from typing import Optional, Union
+
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import Registry
+from mmengine.runner import CheckpointLoader
+from torch import nn
+
+MAX_KEYS_SHOWN = 10
+
+
+def teacher_model_config(teacher: Union[dict, str]) -> ConfigDict:
+    """The teacher's model config: given inline, or the ``model`` of a config file (a path or ``mmseg::...``)."""
+    if isinstance(teacher, str):
+        if '::' in teacher:
+            from mmengine.hub import get_config
+            config = get_config(teacher)
+        elif osp.isfile(teacher):
+            config = Config.fromfile(teacher)
+        else:
+            raise FileNotFoundError(f'teacher config {teacher!r} does not exist; give a config file, an '
+                                    "'mmseg::...' / 'mmpretrain::...' config, or the model config as a dict")
+        return ConfigDict(config.model)
+    return ConfigDict(teacher)
+
+
+def _shown(keys) -> str:
+    keys = sorted(keys)
+    more = f' ... and {len(keys) - MAX_KEYS_SHOWN} more' if len(keys) > MAX_KEYS_SHOWN else ''
+    return ', '.join(keys[:MAX_KEYS_SHOWN]) + more
+
+
+def _checkpoint_state_dict(checkpoint_path: str) -> dict:
+    """Read a checkpoint with ``weights_only=True`` (MMEngine's loader) and return its bare state dict."""
+    try:
+        checkpoint = CheckpointLoader.load_checkpoint(checkpoint_path, map_location='cpu')
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f'teacher_ckpt {checkpoint_path!r} does not exist: {err}') from err
+    except Exception as err:
+        if 'Weights only load failed' in str(err):
+            raise RuntimeError(
+                f'teacher_ckpt {checkpoint_path!r} holds pickled objects that are not plain weights, so it was '
+                'refused (torch.load(weights_only=True)). Load it yourself only if you trust it, and save just its '
+                "state_dict: torch.save({'state_dict': ckpt['state_dict']}, path)") from err
+        raise
+    state_dict = checkpoint.get('state_dict', checkpoint.get('model', checkpoint))
+    if not isinstance(state_dict, dict):
+        raise RuntimeError(f'teacher_ckpt {checkpoint_path!r} holds no state dict (found {type(state_dict)})')
+    return {key[len('module.'):] if key.startswith('module.') else key: value for key, value in state_dict.items()}
+
+
+def load_teacher_weights(teacher: nn.Module, checkpoint_path: str) -> None:
+    """Load ``checkpoint_path`` into ``teacher`` strictly (up to ``num_batches_tracked``).
+
+    Raises:
+        RuntimeError: naming the missing, unexpected or mis-shaped keys when the checkpoint does not match the
+            teacher config.
+    """
+    state_dict = _checkpoint_state_dict(checkpoint_path)
+    expected = teacher.state_dict()
+    missing = {key for key in expected if key not in state_dict and not key.endswith('num_batches_tracked')}
+    unexpected = {key for key in state_dict if key not in expected and not key.endswith('num_batches_tracked')}
+    mis_shaped = {f'{key} {tuple(state_dict[key].shape)} != {tuple(value.shape)}'
+                  for key, value in expected.items()
+                  if key in state_dict and tuple(state_dict[key].shape) != tuple(value.shape)}
+    if missing or unexpected or mis_shaped:
+        problems = [f'{name} keys: {_shown(keys)}' for name, keys in
+                    (('missing', missing), ('unexpected', unexpected), ('mis-shaped', mis_shaped)) if keys]
+        raise RuntimeError(f'teacher_ckpt {checkpoint_path!r} does not match the teacher config; ' +
+                           '; '.join(problems) + '. Check that the checkpoint belongs to this teacher architecture.')
+    state_dict = {key: value for key, value in state_dict.items() if key in expected}
+    teacher.load_state_dict(state_dict, strict=False)
+
+
+def build_frozen_teacher(teacher: Union[dict, str], teacher_ckpt: Optional[str], registry: Registry) -> nn.Module:
+    """Build the teacher from its config, load ``teacher_ckpt`` and freeze it (eval mode, no gradients).
+
+    Raises:
+        ValueError: when ``teacher_ckpt`` is missing.
+        FileNotFoundError / RuntimeError: when it cannot be read or does not match (see
+            :func:`load_teacher_weights`).
+    """
+    if not teacher_ckpt:
+        raise ValueError('teacher_ckpt is required: a teacher without trained weights would distill noise. '
+                         'Pass a local checkpoint path or a URL of the teacher config\'s weights.')
+    if '://' not in teacher_ckpt and not osp.isfile(teacher_ckpt):
+        raise FileNotFoundError(f'teacher_ckpt {teacher_ckpt!r} does not exist')
+    model_cfg = teacher_model_config(teacher)
+    # weights come from teacher_ckpt: never fetch ImageNet-pretrained backbones for the teacher
+    model_cfg.pop('pretrained', None)
+    model = registry.build(model_cfg)
+    load_teacher_weights(model, teacher_ckpt)
+    model.requires_grad_(False)
+    return model.eval()

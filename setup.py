@@ -1,0 +1,27 @@
+"""gdkd_seg: Generalized Decoupled Knowledge Distillation for MMSegmentation (and mmpretrain)."""
+from setuptools import find_packages, setup
+
+setup(
+    name='gdkd_seg',
+    version='0.1.0',
+    description='GDKD knowledge distillation for semantic segmentation on MMSegmentation',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.8',
+    packages=find_packages(include=['gdkd_seg', 'gdkd_seg.*']),
+    install_requires=[
+        'torch>=1.13',
+        'mmengine>=0.10.0,<1.0.0',
+        'mmcv>=2.0.0rc4,<2.2.0',
+        'mmsegmentation>=1.2.0,<1.3.0',
+        'numpy',
+        'opencv-python',
+        # imported by mmseg.models at import time
+        'ftfy',
+        'regex',
+    ],
+    extras_require={
+        'cls': ['mmpretrain>=1.2.0,<1.3.0'],
+        'tests': ['pytest', 'matplotlib', 'tensorboard'],
+    },
+)
