@@ -21,11 +21,12 @@ Usage::
     python tools/benchmark_losses.py --sizes seg19,19x16x128x256,1000x512 --repeats 20
 """
 import argparse
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -115,18 +116,22 @@ def step(fn: Callable, student: torch.Tensor, teacher: torch.Tensor) -> torch.Te
     return loss.detach()
 
 
-def time_ms(fn: Callable, student, teacher, device: str, repeats: int, warmup: int) -> float:
+def time_ms(variants, student, teacher, device: str, repeats: int, warmup: int) -> Dict[str, float]:
+    """Median forward+backward time per variant. The variants alternate run by run, so that a slow phase of a
+    shared machine hits both alike."""
     for _ in range(warmup):
-        step(fn, student, teacher)
+        for _, fn in variants:
+            step(fn, student, teacher)
     sync(device)
-    times = []
+    times: Dict[str, List[float]] = {name: [] for name, _ in variants}
     for _ in range(repeats):
-        start = time.perf_counter()
-        step(fn, student, teacher)
-        sync(device)
-        times.append(time.perf_counter() - start)
+        for name, fn in variants:
+            start = time.perf_counter()
+            step(fn, student, teacher)
+            sync(device)
+            times[name].append(time.perf_counter() - start)
     student.grad = None
-    return 1e3 * statistics.median(times)
+    return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
 
 
 def peak_extra_bytes(fn: Callable, student, teacher, device: str) -> int:
@@ -193,12 +198,15 @@ def main(argv=None) -> None:
     print(f'# GDKD loss benchmark: ours (gdkd_seg.losses.gdkd_loss) vs naive (probabilities summed and logged, '
           f'-1000 masks)\n')
     print(f'- device: {device_name}; torch {torch.__version__}; float32 logits; GDKD k=3, w=(1, 1, 2), T=1')
-    print(f'- time: forward+backward w.r.t. the student, median of {args.repeats} runs after {args.warmup} warm-up')
+    print(f'- time: forward+backward w.r.t. the student, median of {args.repeats} runs after {args.warmup} warm-up, '
+          f'the two variants alternating' + (f'; load average at start {os.getloadavg()[0]:.2f} '
+                                              f'(other processes share the CPU: times are noisy)'
+                                              if args.device == 'cpu' and hasattr(os, 'getloadavg') else ''))
     print(f'- peak extra memory: {memory_method}; inputs (student, teacher) not counted, student grad counted')
-    print('- max rel diff: |ours - naive| / |naive| on logits ~ N(0, 1); finite @50: loss and gradient finite on '
+    print('- rel diff: |ours - naive| / |naive| on logits ~ N(0, 1); finite @50: loss and gradient finite on '
           'teacher and student logits 50*randn\n')
     header = ['size', 'logits', 'ours ms', 'naive ms', 'speed-up', 'ours peak MiB', 'naive peak MiB',
-              'memory ratio (naive/ours)', 'max rel diff', 'ours finite @50', 'naive finite @50']
+              'memory ratio (naive/ours)', 'rel diff', 'ours finite @50', 'naive finite @50']
     print('| ' + ' | '.join(header) + ' |')
     print('|' + '|'.join(['---'] * len(header)) + '|')
     for label, shape in sizes:
@@ -207,7 +215,7 @@ def main(argv=None) -> None:
             ours_value = ours_gdkd(student, teacher)
             naive_value = naive_gdkd(student, teacher)
         rel_diff = float((ours_value - naive_value).abs() / naive_value.abs())
-        ms = {name: time_ms(fn, student, teacher, args.device, args.repeats, args.warmup) for name, fn in VARIANTS}
+        ms = time_ms(VARIANTS, student, teacher, args.device, args.repeats, args.warmup)
         mem = {name: peak_extra_bytes(fn, student, teacher, args.device) for name, fn in VARIANTS}
         finite = {name: finite_on_confident(fn, shape, args.device) for name, fn in VARIANTS}
         logits_mib = student.numel() * student.element_size() / 2 ** 20

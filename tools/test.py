@@ -64,7 +64,7 @@ def build_config(args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
-    if cfg.model.get('type') == 'SegDistiller':
+    if cfg.model.get('type') in ('SegDistiller', 'ClsDistiller'):
         cfg.model.teacher = None
         cfg.model.teacher_ckpt = None
     if args.show or args.show_dir:
@@ -74,6 +74,9 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
+        if cfg.get('default_scope') != 'mmseg':
+            raise ValueError('--out saves segmentation maps; for classification configs add mmpretrain\'s '
+                             "DumpResults metric to test_evaluator instead")
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     if args.launcher == 'none':

@@ -11,15 +11,15 @@ student = dict(
 model = dict(
     student=student,
     teacher='{{fileDirname}}/teacher_toy.py',
-    teacher_ckpt='work_dirs/demo/teacher/iter_1000.pth')
+    teacher_ckpt='work_dirs/demo/teacher/last.pth')
 train_dataloader = {{_base_.toy_train_dataloader}}
 val_dataloader = {{_base_.toy_val_dataloader}}
 test_dataloader = val_dataloader
 
-max_iters = 1000
+max_iters = 400
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1))
-custom_hooks = [dict(type='DistillWarmupHook', warmup_iters=100)]
+custom_hooks = [dict(type='DistillWarmupHook', warmup_iters=40)]

@@ -15,7 +15,7 @@ train_dataloader = {{_base_.toy_train_dataloader}}
 val_dataloader = {{_base_.toy_val_dataloader}}
 test_dataloader = val_dataloader
 
-max_iters = 1000
+max_iters = 400
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0005))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)

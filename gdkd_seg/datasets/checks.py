@@ -21,10 +21,15 @@ def check_data_roots(cfg: Config, splits: Iterable[str] = ('train_dataloader', '
     """Raise ``FileNotFoundError`` naming the folder when a dataloader's ``data_root`` or image/label folder is
     missing, and point to ``data/README.md`` for the expected layout.
 
+    Only segmentation configs (``default_scope='mmseg'``) are checked: mmpretrain datasets take other layouts
+    and some (CIFAR) download themselves.
+
     Args:
         cfg: the full config.
         splits: the dataloader keys to check (those that are absent or None are skipped).
     """
+    if cfg.get('default_scope') != 'mmseg':
+        return
     for split in splits:
         loader = cfg.get(split)
         if not loader:

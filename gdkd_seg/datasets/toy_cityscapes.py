@@ -734,14 +734,12 @@ class _SceneRenderer:
             else:
                 self._draw_traffic_light(x, height - 0.2, z)
         elif kind == 'street_light':
-            reach = rng.uniform(1.0, 2.5)
-            top = self.project(x, height, z)
-            end = self.project(x - side * reach, height + rng.uniform(0, 0.4), z)
+            # An arm over the road with the lamp head at its end (Cityscapes counts both as pole).
+            reach, lamp_y = rng.uniform(1.0, 2.5), height + rng.uniform(0, 0.4)
+            top, end = self.project(x, height, z), self.project(x - side * reach, lamp_y, z)
             self.line(top, end, max(1.0, width * 0.7 * self.scale(z)), colour, POLE)
-            self.fill(self.project([x - side * reach, x - side * (reach - 0.6)], [height, height], z)
-                      .tolist() + self.project([x - side * (reach - 0.6), x - side * reach],
-                                               [height - 0.2, height - 0.2], z).tolist(),
-                      _grey(rng, 150, 230, 5), POLE)
+            head_x0, head_x1 = sorted((x - side * reach, x - side * (reach - 0.6)))
+            self.front_rect(head_x0, head_x1, lamp_y - 0.2, lamp_y, z, _grey(rng, 150, 230, 5), POLE)
 
     def _draw_sign(self, x: float, pole_top: float, z: float) -> None:
         rng = self.rng

@@ -8,14 +8,15 @@ with p = softmax(z / T), b the probability mass of each group and p^g the distri
 partition differs: GDKD splits off the teacher's top-k (or top-p) classes, GDKD3 splits those again into the
 top-1 and the rest of the top-k, DKD splits off the ground-truth class, KD keeps a single group.
 
-A partition is given by a few "head" classes per pixel (``head_indices``, with the group of each in
+Logits are first laid out as rows, one pixel per row ``(pixels, classes)``, so that every class-dim operation runs
+on contiguous memory. A partition is given by a few "head" classes per pixel (``head_indices``, with the group of each in
 ``head_groups``); every other class, the tail, belongs to the last group. Numerics:
 
 * group log-masses are log-sum-exps: over the few head logits directly, and over the tail as
   ``max + log Σ exp(z − max)`` with the tail's own maximum, so a confident teacher (logits of 30+, masses of 1e-20
   outside its top classes) and fp16/bf16 inputs stay finite. No probabilities are summed and logged;
-* within-group KLs use ``KL_g = Σ_{i∈g} q_t(i)·(t_i − s_i) − (lse_g(t) − lse_g(s))`` (t = z_t/T, s = z_s/T, q the
-  within-group probabilities) and need no per-class log-probabilities;
+* within-group KLs ``Σ_{i∈g} q_t(i)·(log q_t(i) − log q_s(i))`` form each log-probability ``z_i/T − lse_g(z/T)``
+  before subtracting, so a large common offset between teacher and student logits cancels exactly;
 * the student gradient has a closed form per class i in group g,
   ``∂L/∂s_i = T² · [w_mass · q_s(i)·(b_s(g) − b_t(g)) + w_g · (q_s(i) − q_t(i))]``, recomputed in backward from
   the inputs and a few per-pixel statistics, so no (pixels × classes) tensor is kept between forward and backward.
@@ -25,7 +26,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .inputs import check_logits, labels_and_valid, mean_over_valid, to_compute_dtype
+from .inputs import mean_over_valid, pixel_rows, to_compute_dtype
 
 NEG_INF = float('-inf')
 
@@ -38,13 +39,16 @@ def _segment_logsumexp(values: Tensor, segments: Tensor, num_segments: int) -> T
     return maxima + sums.log()
 
 
+def _scaled_copy(logits: Tensor, temperature: float) -> Tensor:
+    """A fresh ``z / T`` in the compute dtype, for in-place work."""
+    scaled = logits.to(torch.promote_types(logits.dtype, torch.float32), copy=True)
+    return scaled.mul_(1.0 / temperature) if temperature != 1.0 else scaled
+
+
 def _tail_exp(logits: Tensor, head_indices: Tensor, temperature: float,
               tail_max: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-    """``exp(z/T − max of the tail)`` at tail classes and 0 at head classes, with that maximum ``(B, 1, ...)``."""
-    tail = logits.to(torch.promote_types(logits.dtype, torch.float32), copy=True)
-    if temperature != 1.0:
-        tail.mul_(1.0 / temperature)
-    tail.scatter_(1, head_indices, NEG_INF)
+    """``exp(z/T − max of the tail)`` at tail classes and 0 at head classes, with that maximum ``(N, 1)``."""
+    tail = _scaled_copy(logits, temperature).scatter_(1, head_indices, NEG_INF)
     if tail_max is None:
         tail_max = tail.amax(1, keepdim=True)
     return tail.sub_(tail_max).exp_(), tail_max
@@ -67,7 +71,9 @@ class _GroupedKL(torch.autograd.Function):
             teacher_head = to_compute_dtype(teacher_logits).gather(1, head_indices) / temperature
             lse_student = _segment_logsumexp(student_head, head_groups, num_groups)
             lse_teacher = _segment_logsumexp(teacher_head, head_groups, num_groups)
-            within_gap = torch.zeros_like(lse_teacher)
+            # KL_g = Σ_{i∈g} q_t(i)·(log q_t(i) − log q_s(i)), with each log-probability formed before the two are
+            # subtracted, so that a large common offset between teacher and student logits cancels exactly
+            kl_groups = torch.zeros_like(lse_teacher)
             tail_max_student = tail_max_teacher = None
             if has_tail:
                 tail_exp_teacher, tail_max_teacher = _tail_exp(teacher_logits, head_indices, temperature)
@@ -76,16 +82,16 @@ class _GroupedKL(torch.autograd.Function):
                     lse_teacher[:, -1:], tail_max_teacher + tail_exp_teacher.sum(1, keepdim=True).log())
                 lse_student[:, -1:] = torch.logaddexp(
                     lse_student[:, -1:], tail_max_student + tail_exp_student.sum(1, keepdim=True).log())
-                # Σ_tail q_t·(t − s), reusing the student's buffer for z_t − z_s
-                gap = torch.sub(to_compute_dtype(teacher_logits), to_compute_dtype(student_logits),
-                                out=tail_exp_student)
-                within_gap[:, -1:] = (gap.mul_(tail_exp_teacher).sum(1, keepdim=True)
-                                      * (tail_max_teacher - lse_teacher[:, -1:]).exp() / temperature)
-            teacher_head_within = (teacher_head - lse_teacher.gather(1, head_groups)).exp()
-            within_gap.scatter_add_(1, head_groups, teacher_head_within * (teacher_head - student_head))
+                log_ratio = _scaled_copy(teacher_logits, temperature).sub_(lse_teacher[:, -1:])
+                student_log_q = torch.mul(to_compute_dtype(student_logits), 1.0 / temperature, out=tail_exp_student)
+                log_ratio.sub_(student_log_q.sub_(lse_student[:, -1:]))
+                kl_groups[:, -1:] = (log_ratio.mul_(tail_exp_teacher).sum(1, keepdim=True)
+                                     * (tail_max_teacher - lse_teacher[:, -1:]).exp())
+            teacher_head_log_q = teacher_head - lse_teacher.gather(1, head_groups)
+            student_head_log_q = student_head - lse_student.gather(1, head_groups)
+            kl_groups.scatter_add_(1, head_groups, teacher_head_log_q.exp() * (teacher_head_log_q - student_head_log_q))
 
             nonempty = lse_teacher > NEG_INF
-            kl_groups = within_gap - torch.where(nonempty, lse_teacher - lse_student, 0.0)
             log_mass_student = lse_student - lse_student.logsumexp(1, keepdim=True)
             log_mass_teacher = lse_teacher - lse_teacher.logsumexp(1, keepdim=True)
             kl_mass = torch.where(nonempty, log_mass_teacher.exp() * (log_mass_teacher - log_mass_student),
@@ -194,13 +200,12 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
         ``(loss, parts)``; parts ``kl_mass``, ``kl_top``, ``kl_other`` are the unweighted KL terms averaged over
         valid pixels (detached).
     """
-    teacher_logits = check_logits(student_logits, teacher_logits)
     num_classes = student_logits.shape[1]
     if partition == 'topk':
         check_options(k, temperature, partition=partition, num_classes=num_classes)
     else:
         check_options(k_max, temperature, top_p, partition, num_classes, k_name='k_max')
-    _, valid = labels_and_valid(gt, student_logits, ignore_index)
+    student_logits, teacher_logits, _, valid = pixel_rows(student_logits, teacher_logits, gt, ignore_index)
     if partition == 'topk':
         head_indices = teacher_logits.topk(k, dim=1, sorted=False).indices
         head_groups = torch.zeros_like(head_indices)
@@ -230,9 +235,8 @@ def gdkd3_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tens
     Returns:
         ``(loss, parts)`` with parts ``kl_mass``, ``kl_mid``, ``kl_other``.
     """
-    teacher_logits = check_logits(student_logits, teacher_logits)
     check_options(k, temperature, num_classes=student_logits.shape[1])
-    _, valid = labels_and_valid(gt, student_logits, ignore_index)
+    student_logits, teacher_logits, _, valid = pixel_rows(student_logits, teacher_logits, gt, ignore_index)
     head_indices = teacher_logits.topk(k, dim=1).indices
     head_groups = torch.ones_like(head_indices)
     head_groups[:, 0] = 0
@@ -252,9 +256,8 @@ def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Tensor, alpha: 
     """
     if gt is None:
         raise ValueError('dkd_loss needs gt: DKD splits the classes at the ground-truth label')
-    teacher_logits = check_logits(student_logits, teacher_logits)
     check_options(temperature=temperature)
-    labels, valid = labels_and_valid(gt, student_logits, ignore_index)
+    student_logits, teacher_logits, labels, valid = pixel_rows(student_logits, teacher_logits, gt, ignore_index)
     head_indices = labels.unsqueeze(1)
     loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, head_indices,
                                                torch.zeros_like(head_indices), valid, alpha, (0.0, beta),
@@ -269,10 +272,9 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor]
     Returns:
         ``(loss, parts)`` with part ``kl``.
     """
-    teacher_logits = check_logits(student_logits, teacher_logits)
     check_options(temperature=temperature)
-    _, valid = labels_and_valid(gt, student_logits, ignore_index)
-    no_head = teacher_logits.new_zeros((teacher_logits.shape[0], 0) + teacher_logits.shape[2:], dtype=torch.long)
+    student_logits, teacher_logits, _, valid = pixel_rows(student_logits, teacher_logits, gt, ignore_index)
+    no_head = teacher_logits.new_zeros((teacher_logits.shape[0], 0), dtype=torch.long)
     loss, _, kl_groups = grouped_kd_loss(student_logits, teacher_logits, no_head, no_head, valid, 0.0, (1.0,),
                                          temperature)
     return loss, dict(kl=kl_groups[0])

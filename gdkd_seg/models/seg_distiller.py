@@ -7,6 +7,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import OptSampleList, SampleList, add_prefix
 from torch import Tensor, nn
 
+from .distill_losses import build_distill_losses, distill_loss_dict
 from .teacher import build_frozen_teacher, teacher_model_config
 
 
@@ -36,11 +37,17 @@ class SegDistiller(BaseSegmentor):
         data_preprocessor: defaults to the student's. The teacher sees the same preprocessed inputs, so its
             normalisation must match.
         init_cfg: MMEngine init config of the distiller.
+        pretrained, train_cfg: only None is accepted (``mmseg.apis.init_model`` sets both); they belong to the
+            student.
     """
 
     def __init__(self, student: dict, teacher: Union[dict, str, None] = None, teacher_ckpt: Optional[str] = None,
                  distill_losses: Optional[Dict[str, dict]] = None, aux_distill_weight: float = 0.0,
-                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None, train_cfg: Optional[dict] = None) -> None:
+        if pretrained is not None or train_cfg is not None:
+            raise ValueError('SegDistiller takes no pretrained or train_cfg of its own; set them in the student '
+                             '(the teacher loads teacher_ckpt)')
         if data_preprocessor is None:
             data_preprocessor = student.get('data_preprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -48,12 +55,7 @@ class SegDistiller(BaseSegmentor):
         student.pop('data_preprocessor', None)
         self.student = MODELS.build(student)
 
-        distill_losses = distill_losses or {}
-        for name in distill_losses:
-            if not name.startswith('loss'):
-                raise ValueError(f"distill_losses key {name!r} must start with 'loss' (MMEngine sums only keys "
-                                 "containing 'loss'), e.g. 'loss_gdkd'")
-        self.distill_losses = nn.ModuleDict({name: MODELS.build(cfg) for name, cfg in distill_losses.items()})
+        self.distill_losses = build_distill_losses(distill_losses, MODELS)
         self.aux_distill_weight = aux_distill_weight
         # set by DistillWarmupHook; multiplies every distillation loss
         self.distill_weight_factor = 1.0
@@ -112,22 +114,22 @@ class SegDistiller(BaseSegmentor):
                 if self.aux_distill_weight > 0 else []
 
         gt = torch.stack([sample.gt_sem_seg.data for sample in data_samples])
-        losses.update(self._distill(student_logits, teacher_logits, gt, 'distill', self.distill_weight_factor))
+        losses.update(distill_loss_dict(self.distill_losses, student_logits, teacher_logits, gt, 'distill',
+                                        self.distill_weight_factor))
         for index, (student_aux_logits, teacher_aux_logits) in enumerate(zip(student_aux, teacher_aux)):
             prefix = 'distill_aux' if len(student_aux) == 1 else f'distill_aux_{index}'
-            losses.update(self._distill(student_aux_logits, teacher_aux_logits, gt, prefix,
-                                        self.distill_weight_factor * self.aux_distill_weight))
+            losses.update(distill_loss_dict(self.distill_losses, student_aux_logits, teacher_aux_logits, gt, prefix,
+                                            self.distill_weight_factor * self.aux_distill_weight))
         return losses
 
-    def _distill(self, student_logits: Tensor, teacher_logits: Tensor, gt: Tensor, prefix: str,
-                 factor: float) -> Dict[str, Tensor]:
-        """Each distillation loss under ``prefix.name``, its parts under ``prefix.<name without loss_>_<part>``."""
-        out = {}
-        for name, loss in self.distill_losses.items():
-            out[f'{prefix}.{name}'] = factor * loss(student_logits, teacher_logits, gt)
-            short = name[len('loss_'):] if name.startswith('loss_') else name[len('loss'):]
-            out.update({f'{prefix}.{short}_{part}': value for part, value in loss.parts.items()})
-        return out
+    @property
+    def decode_head(self) -> nn.Module:
+        """The student's decode head (MMSeg's SegTTAModel reads it)."""
+        return self.student.decode_head
+
+    @property
+    def out_channels(self) -> int:
+        return self.student.out_channels
 
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:
         return self.student.extract_feat(inputs)

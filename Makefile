@@ -1,0 +1,12 @@
+# The two commands a new user needs:  make demo  (the main job on the embedded toy city)  and  make test.
+PYTHON := .venv/bin/python
+
+.PHONY: env test demo
+env:
+	bash scripts/setup_env.sh
+
+test: env
+	$(PYTHON) -m pytest tests -q -p no:cacheprovider
+
+demo: env
+	$(PYTHON) tools/demo.py

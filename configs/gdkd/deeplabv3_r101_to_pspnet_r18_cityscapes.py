@@ -1,0 +1,23 @@
+# GDKD across architectures: DeepLabV3-R101-D8 teacher (MMSeg zoo, 80.2 mIoU) -> PSPNet-R18-D8 student on Cityscapes.
+# Only the student differs from the reference config: same teacher, schedule (40k iterations, 8 GPUs x 2, SGD lr 0.02,
+# crop 512x1024), GDKD settings and warm-up hook, inherited so they cannot drift apart.
+#   8 GPUs: tools/dist_train.sh configs/gdkd/deeplabv3_r101_to_pspnet_r18_cityscapes.py 8
+_base_ = ['./deeplabv3_r101_to_r18_cityscapes.py']
+
+# The student is MMSeg's pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py model (74.87 mIoU alone, 80k): the reference
+# student's ResNet-18 backbone, ImageNet weights and auxiliary head, with MMSeg's PSP head at the R18 widths in
+# place of the ASPP head. tests/test_configs.py checks that it equals MMSeg's model config.
+model = dict(
+    student=dict(
+        decode_head=dict(
+            _delete_=True,  # ASPPHead's `dilations` is no PSPHead argument
+            type='PSPHead',
+            in_channels=512,
+            in_index=3,
+            channels=128,
+            pool_scales=(1, 2, 3, 6),
+            dropout_ratio=0.1,
+            num_classes=19,
+            norm_cfg=dict(type='SyncBN', requires_grad=True),
+            align_corners=False,
+            loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0))))

@@ -1,0 +1,69 @@
+"""Export a distilled student as a plain MMSeg model: a config and a checkpoint that MMSeg loads without gdkd_seg.
+
+    python tools/export_student.py CONFIG CHECKPOINT OUT_DIR
+
+Writes ``OUT_DIR/student_config.py`` (the student's segmentor with the distiller's data preprocessor, and the
+config's data, evaluation and runtime settings) and ``OUT_DIR/student.pth`` (the student's weights with keys as
+MMSeg's EncoderDecoder names them, plus the dataset meta; plain tensors only, so ``torch.load(weights_only=True)``
+and MMSeg's ``tools/test.py`` / ``mmseg.apis.init_model`` read it on any torch).
+"""
+import argparse
+import os
+import os.path as osp
+
+import torch
+
+import gdkd_seg  # noqa: F401  (reads our training checkpoints: see gdkd_seg.compat)
+from mmengine.config import Config
+
+STUDENT_PREFIX = 'student.'
+
+
+def export_student(config_path: str, checkpoint_path: str, out_dir: str) -> tuple:
+    """Write the student's config and checkpoint; returns their paths.
+
+    Raises:
+        ValueError: when the config is not a SegDistiller config or the checkpoint holds no student weights.
+    """
+    cfg = Config.fromfile(config_path)
+    if cfg.model.get('type') != 'SegDistiller':
+        raise ValueError(f'{config_path} is not a distillation config (model.type={cfg.model.get("type")!r}); '
+                         'a plain MMSeg config needs no export')
+    student = cfg.model.student.to_dict()
+    # the distiller's preprocessor (by default the student's own) is what the student was trained behind
+    preprocessor = cfg.model.get('data_preprocessor') or cfg.model.student.get('data_preprocessor')
+    if preprocessor:
+        student['data_preprocessor'] = preprocessor.to_dict()
+    student.pop('pretrained', None)
+    cfg.model = student
+    cfg.pop('custom_imports', None)
+    cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', []) if hook.get('type') != 'DistillWarmupHook']
+
+    checkpoint = torch.load(checkpoint_path, map_location='cpu')
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    student_state = {key[len(STUDENT_PREFIX):]: value for key, value in state_dict.items()
+                     if key.startswith(STUDENT_PREFIX)}
+    if not student_state:
+        raise ValueError(f'{checkpoint_path} holds no {STUDENT_PREFIX}* weights; is it a SegDistiller checkpoint?')
+    meta = {'dataset_meta': checkpoint.get('meta', {}).get('dataset_meta', {}),
+            'exported_from': osp.abspath(checkpoint_path)}
+
+    os.makedirs(out_dir, exist_ok=True)
+    out_config, out_checkpoint = osp.join(out_dir, 'student_config.py'), osp.join(out_dir, 'student.pth')
+    cfg.dump(out_config)
+    torch.save({'state_dict': student_state, 'meta': meta}, out_checkpoint)
+    return out_config, out_checkpoint
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description='Export a distilled student as a plain MMSeg model')
+    parser.add_argument('config', help='the distillation config the checkpoint was trained with')
+    parser.add_argument('checkpoint', help='a SegDistiller checkpoint (e.g. work_dirs/.../iter_40000.pth)')
+    parser.add_argument('out_dir', help='folder for student_config.py and student.pth')
+    args = parser.parse_args()
+    for path in export_student(args.config, args.checkpoint, args.out_dir):
+        print(f'wrote {path}')
+
+
+if __name__ == '__main__':
+    main()
