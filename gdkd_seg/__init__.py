@@ -8,6 +8,7 @@ from . import compat
 compat.silence_pkg_resources_warning()
 compat.make_torchvision_importable()
 compat.allow_mmengine_checkpoints()
+compat.make_checkpoint_saving_atomic()
 
 from . import hooks, losses, models  # noqa: E402,F401
 

@@ -1,10 +1,15 @@
 """Fixes that the pinned stack (torch 2.13, MMEngine 0.10.7, MMSeg 1.2.2, mmpretrain 1.2.0) needs.
 
-Each fix is narrow, logged where it changes behaviour, and covered by ``tests/test_compat.py``.
+Each fix is narrow, logged where it changes behaviour, and covered by ``tests/test_compat.py`` (distributed runs on
+CPUs: ``tests/test_distributed.py``; crash-safe checkpoints: ``tests/test_reliability.py``).
 """
+import datetime
+import os
+import os.path as osp
 import sys
+import uuid
 import warnings
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import torch
@@ -49,8 +54,14 @@ def make_torchvision_importable() -> None:
         if not hasattr(torch.ops.torchvision, op):
             _TORCHVISION_LIB.define(f'{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')
     import torchvision  # noqa: F401,F811
-    print_log('torchvision compiled ops do not match this torch build; only its Python parts are usable',
-              logger='current', level=30)
+    if is_main_process_by_env():
+        print_log('torchvision compiled ops do not match this torch build; only its Python parts are usable',
+                  logger='current', level=30)
+
+
+def is_main_process_by_env() -> bool:
+    """Rank 0, or no launcher: read from ``RANK`` (set by torchrun), usable before the process group exists."""
+    return os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')) == '0'
 
 
 def mmengine_checkpoint_types() -> list:
@@ -92,13 +103,174 @@ def _replace_type(node: Any, old: str, new: str) -> int:
     return count
 
 
-def syncbn_to_bn(cfg_node: Any) -> int:
-    """Turn every ``SyncBN`` norm config into ``BN`` for a single, non-distributed process.
+def syncbn_to_bn(cfg_node: Any, reason: str = 'single-process run') -> int:
+    """Turn every ``SyncBN`` norm config into ``BN`` where torch's ``SyncBatchNorm`` cannot train.
 
-    MMSeg's Cityscapes configs use SyncBN, which cannot run without a process group. Distributed runs keep it.
-    Logs one line and returns the number of converted norm configs.
+    MMSeg's Cityscapes configs use SyncBN, which needs a process group and (in training) CUDA tensors: tools
+    convert it for single-process runs and for distributed runs without CUDA (see :func:`adapt_cpu_distributed`).
+    Distributed GPU runs keep it. Logs one line (rank 0 only) and returns the number of converted norm configs.
     """
     count = _replace_type(cfg_node, 'SyncBN', 'BN')
-    if count:
-        print_log(f'single-process run: converted {count} SyncBN norm configs to BN', logger='current')
+    if count and is_main_process_by_env():
+        print_log(f'{reason}: converted {count} SyncBN norm configs to BN', logger='current')
     return count
+
+
+# --- distributed runs on CPUs (gloo) -----------------------------------------------------------------------------
+
+def adapt_cpu_distributed(cfg) -> bool:
+    """Let ``--launcher pytorch`` run on a machine without CUDA (CI, laptops); a no-op when CUDA is available.
+
+    MMEngine 0.10.7 assumes GPUs for distributed runs: its ``init_dist`` calls ``torch.cuda.set_device`` (which a
+    CPU build of torch lacks), the default backend is NCCL, and its DDP wrapper passes ``device_ids=[LOCAL_RANK]``,
+    which DDP refuses for a CPU module. torch's ``SyncBatchNorm`` raises for CPU tensors in training. So, on CPUs:
+    the backend becomes gloo (``env_cfg.dist_cfg.backend``), DDP gets ``device_ids=None``, and SyncBN becomes BN
+    (batch statistics per process; gradients are still averaged by DDP). Each change is logged once (rank 0).
+    :func:`init_cpu_distributed` then opens the process group before the Runner does.
+
+    Returns:
+        True when the config was adapted.
+    """
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return False
+    if cfg.launcher != 'pytorch':
+        raise RuntimeError(f'--launcher {cfg.launcher} needs CUDA GPUs (MMEngine sets a CUDA device per process); '
+                           'on CPUs run tools/train.py through torchrun with --launcher pytorch, or without a '
+                           'launcher')
+    env_cfg = cfg.setdefault('env_cfg', {})
+    dist_cfg = env_cfg.setdefault('dist_cfg', {})
+    if dist_cfg.get('backend', 'nccl') != 'gloo':
+        if is_main_process_by_env():
+            print_log(f'distributed run without CUDA: backend {dist_cfg.get("backend", "nccl")} -> gloo',
+                      logger='current')
+        dist_cfg['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+                                                   find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    syncbn_to_bn(cfg.model, reason='distributed run without CUDA (torch\'s SyncBatchNorm trains on GPUs only)')
+    return True
+
+
+def init_cpu_distributed(cfg) -> None:
+    """Open the gloo process group from torchrun's environment (``MASTER_ADDR``, ``RANK``, ...) for a config that
+    :func:`adapt_cpu_distributed` adapted; MMEngine's Runner then finds it open and keeps it. A no-op for
+    non-distributed runs and where CUDA is available (MMEngine's own ``init_dist`` runs then)."""
+    import torch.distributed as dist
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available() or dist.is_initialized():
+        return
+    dist_cfg = dict(cfg['env_cfg']['dist_cfg'])
+    backend = dist_cfg.pop('backend')
+    timeout = dist_cfg.pop('timeout', None)
+    if timeout is not None:
+        dist_cfg['timeout'] = datetime.timedelta(seconds=timeout)
+    dist.init_process_group(backend=backend, **dist_cfg)
+
+
+# --- crash-safe checkpoints --------------------------------------------------------------------------------------
+
+def atomic_write(path: str, write: Callable) -> None:
+    """Call ``write(file)`` on a new temporary file beside ``path``, flush it to disk, then rename it to ``path``.
+
+    ``os.replace`` is atomic on POSIX and Windows: ``path`` is always either its previous content or the complete
+    new one, never a truncated file, whatever happens during ``write`` (an exception, a full disk, a kill). The
+    temporary file is removed when ``write`` fails.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    temporary = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
+    try:
+        with open(temporary, 'xb') as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.remove(temporary)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        directory = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError:
+        pass
+
+
+# MMEngine's originals, kept while the crash-safe versions are installed
+_ORIGINAL_SAVE_CHECKPOINT: Optional[Callable] = None
+_ORIGINAL_SAVE_CHECKPOINT_WITH_STEP: Optional[Callable] = None
+
+
+def _atomic_save_checkpoint(checkpoint: dict, filename: str, file_client_args: Optional[dict] = None,
+                            backend_args: Optional[dict] = None) -> None:
+    """``mmengine.runner.checkpoint.save_checkpoint`` that writes local files through :func:`atomic_write`."""
+    from mmengine.fileio import LocalBackend, get_file_backend
+    if file_client_args is not None or str(filename).startswith('pavi://') or not isinstance(
+            get_file_backend(filename, backend_args=backend_args), LocalBackend):
+        return _ORIGINAL_SAVE_CHECKPOINT(checkpoint, filename, file_client_args=file_client_args,
+                                         backend_args=backend_args)
+    atomic_write(str(filename), lambda file: torch.save(checkpoint, file))
+
+
+def _save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
+    """MMEngine 0.10.7's ``CheckpointHook._save_checkpoint_with_step``, reordered so a failed save loses nothing.
+
+    MMEngine deletes the checkpoint that falls out of ``max_keep_ckpts`` *before* saving the new one, so a crash
+    during the save (full disk, kill, preemption) with ``max_keep_ckpts=1`` leaves no checkpoint at all while
+    ``last_checkpoint`` names the deleted file. Here the new checkpoint is saved (atomically) first, then
+    ``last_checkpoint`` is replaced atomically, and only then is the outdated checkpoint deleted.
+    """
+    from mmengine.dist import is_main_process
+    outdated = []
+    if self.max_keep_ckpts > 0 and not (len(self.keep_ckpt_ids) > 0 and self.keep_ckpt_ids[-1] == step):
+        if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+            outdated.append(self.keep_ckpt_ids.popleft())
+        self.keep_ckpt_ids.append(step)
+        runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+
+    ckpt_filename = self.filename_tmpl.format(step)
+    self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+    runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+    runner.save_checkpoint(self.out_dir, ckpt_filename, self.file_client_args, save_optimizer=self.save_optimizer,
+                           save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
+                           backend_args=self.backend_args, **self.args)
+    if not is_main_process():
+        return
+    atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), lambda file: file.write(str(self.last_ckpt).encode()))
+    for old_step in outdated:
+        path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old_step))
+        if self.file_backend.isfile(path):
+            self.file_backend.remove(path)
+        elif self.file_backend.isdir(path):  # checkpoints saved by deepspeed are directories
+            self.file_backend.rmtree(path)
+
+
+def make_checkpoint_saving_atomic() -> None:
+    """A crash while saving a checkpoint never leaves a truncated file or loses the previous checkpoint.
+
+    Replaces MMEngine's ``save_checkpoint`` (where the Runner and ``CheckpointHook`` look it up) by
+    :func:`_atomic_save_checkpoint` and ``CheckpointHook._save_checkpoint_with_step`` by
+    :func:`_save_checkpoint_with_step`. Idempotent; MMEngine versions other than 0.10.7 are left alone (warned).
+    """
+    global _ORIGINAL_SAVE_CHECKPOINT, _ORIGINAL_SAVE_CHECKPOINT_WITH_STEP
+    import mmengine
+    import mmengine.runner
+    import mmengine.runner.checkpoint
+    import mmengine.runner.runner
+    from mmengine.hooks import CheckpointHook
+    if _ORIGINAL_SAVE_CHECKPOINT is not None:
+        return
+    if mmengine.__version__ != '0.10.7':
+        warnings.warn(f'gdkd_seg: crash-safe checkpoint saving is written for MMEngine 0.10.7, found '
+                      f'{mmengine.__version__}; checkpoints are saved by MMEngine unchanged')
+        return
+    _ORIGINAL_SAVE_CHECKPOINT = mmengine.runner.checkpoint.save_checkpoint
+    _ORIGINAL_SAVE_CHECKPOINT_WITH_STEP = CheckpointHook._save_checkpoint_with_step
+    for module in (mmengine.runner.checkpoint, mmengine.runner.runner, mmengine.runner):
+        module.save_checkpoint = _atomic_save_checkpoint
+    CheckpointHook._save_checkpoint_with_step = _save_checkpoint_with_step

@@ -5,12 +5,20 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 from conftest import config_path, tiny_data_options, write_teacher_checkpoint
 from gdkd_seg.compat import syncbn_to_bn
 from gdkd_seg.datasets.checks import check_data_roots
 from mmseg.registry import MODELS
+
+
+@pytest.fixture(autouse=True)
+def mmseg_scope():
+    """Build MMSeg modules (data preprocessors, heads) by their names, whatever ran before."""
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield
 
 
 def toy_distill_config(data_root: str, teacher_ckpt: str, work_dir: str, max_iters: int = 1) -> Config:
@@ -94,6 +102,9 @@ def test_evaluation_build_needs_no_teacher(toy_data_root, toy_teacher_ckpt, tmp_
     (dict(distill_losses=dict(gdkd=dict(type='GDKDLoss'))), ValueError, "must start with 'loss'"),
     (dict(distill_losses=dict(loss_gdkd=dict(type='GDKDLoss', kk=3))), TypeError, 'kk'),
     (dict(distill_losses=dict(loss_gdkd=dict(type='NoSuchLoss'))), KeyError, 'NoSuchLoss'),
+    # the Runner hands the distiller the config's top-level data_preprocessor: a stale one must not pad silently
+    (dict(data_preprocessor=dict(type='SegDataPreProcessor', size=(512, 1024))), ValueError,
+     r"data_preprocessor.size=\(512, 1024\) differs from the student's \(128, 256\)"),
 ])
 def test_bad_distiller_config_fails_before_training(toy_data_root, toy_teacher_ckpt, tmp_path, change, error,
                                                     message):

@@ -6,11 +6,10 @@ For a distillation config only the student is built: testing never needs (or dow
 """
 import argparse
 import os
-import os.path as osp
 
 import gdkd_seg  # noqa: F401  (registers the toolkit and applies the stack's compatibility fixes)
-from gdkd_seg.compat import syncbn_to_bn
-from gdkd_seg.datasets.checks import check_data_roots
+from gdkd_seg.compat import init_cpu_distributed
+from gdkd_seg.run_config import load_run_config, prepare_run
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -31,6 +30,8 @@ def parse_args() -> argparse.Namespace:
                         help='job launcher')
     parser.add_argument('--tta', action='store_true', help='test time augmentation')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--skip-data-check', action='store_true', default=False,
+                        help='skip the pre-flight scan of the dataset files (readable images, label values, sizes)')
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -55,14 +56,7 @@ def trigger_visualization_hook(cfg: Config, args: argparse.Namespace) -> Config:
 
 def build_config(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line flags the way MMSeg's tools/test.py does."""
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_run_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     cfg.load_from = args.checkpoint
     if cfg.model.get('type') in ('SegDistiller', 'ClsDistiller'):
         cfg.model.teacher = None
@@ -79,14 +73,12 @@ def build_config(args: argparse.Namespace) -> Config:
                              "DumpResults metric to test_evaluator instead")
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
-    if args.launcher == 'none':
-        syncbn_to_bn(cfg.model)
-    check_data_roots(cfg, splits=('test_dataloader',))
-    return cfg
+    return prepare_run(cfg, ('test_dataloader',), args.skip_data_check)
 
 
 def main() -> None:
     cfg = build_config(parse_args())
+    init_cpu_distributed(cfg)  # a no-op unless build_config adapted a distributed run to CPUs
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.test()
 

@@ -5,11 +5,10 @@
 import argparse
 import logging
 import os
-import os.path as osp
 
 import gdkd_seg  # noqa: F401  (registers the toolkit and applies the stack's compatibility fixes)
-from gdkd_seg.compat import syncbn_to_bn
-from gdkd_seg.datasets.checks import check_data_roots
+from gdkd_seg.compat import init_cpu_distributed
+from gdkd_seg.run_config import load_run_config, prepare_run
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
@@ -30,6 +29,8 @@ def parse_args() -> argparse.Namespace:
                         help='job launcher')
     # torchrun passes LOCAL_RANK in the environment; older launchers pass --local_rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--skip-data-check', action='store_true', default=False,
+                        help='skip the pre-flight scan of the dataset files (readable images, label values, sizes)')
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -38,14 +39,7 @@ def parse_args() -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line flags the way MMSeg's tools/train.py does."""
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_run_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.type
         if optim_wrapper == 'AmpOptimWrapper':
@@ -56,14 +50,12 @@ def build_config(args: argparse.Namespace) -> Config:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = args.resume
-    if args.launcher == 'none':
-        syncbn_to_bn(cfg.model)
-    check_data_roots(cfg)
-    return cfg
+    return prepare_run(cfg, ('train_dataloader', 'val_dataloader'), args.skip_data_check)
 
 
 def main() -> None:
     cfg = build_config(parse_args())
+    init_cpu_distributed(cfg)  # a no-op unless build_config adapted a distributed run to CPUs
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
 

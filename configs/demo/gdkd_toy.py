@@ -2,6 +2,8 @@
 # schedule changed. The teacher is the demo teacher (configs/demo/teacher_toy.py) trained by `make demo`.
 _base_ = ['../gdkd/deeplabv3_r101_to_r18_cityscapes.py', '../_base_/datasets/toy_cityscapes.py']
 base_width = 8
+# MMEngine's Runner gives the distiller the top-level data_preprocessor (as in MMSeg configs): shrink both
+data_preprocessor = dict(size={{_base_.toy_crop_size}})
 student = dict(
     pretrained=None,
     data_preprocessor=dict(size={{_base_.toy_crop_size}}),

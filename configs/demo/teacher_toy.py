@@ -5,9 +5,10 @@ _base_ = [
 ]
 custom_imports = dict(imports=['gdkd_seg'], allow_failed_imports=False)
 base_width = 32
+data_preprocessor = dict(size={{_base_.toy_crop_size}})
 model = dict(
     pretrained=None,
-    data_preprocessor=dict(size={{_base_.toy_crop_size}}),
+    data_preprocessor=data_preprocessor,
     backbone=dict(depth=18, stem_channels=base_width, base_channels=base_width),
     decode_head=dict(in_channels=base_width * 8, channels=base_width * 2, dilations=(1, 6, 12, 18)),
     auxiliary_head=dict(in_channels=base_width * 4, channels=base_width))

@@ -21,7 +21,12 @@ train_dataloader = dict(batch_size=2, num_workers=2)
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0005))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=40000, by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=40000, val_interval=4000)
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3))
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3),
+    # Stop at the first NaN/inf loss term, before the optimizer step (opt out: ...non_finite_loss.enabled=False).
+    non_finite_loss=dict(type='NonFiniteLossHook'),
+    # Save/restore the random streams in checkpoints: --resume continues exactly the uninterrupted run.
+    random_state=dict(type='RandomStateHook'))
 # Our choice (the paper gives none for segmentation): ramp the distillation weight over the first 1k iterations.
 custom_hooks = [dict(type='DistillWarmupHook', warmup_iters=1000)]
 # 8 GPUs x 2 images; with fewer GPUs pass --cfg-options auto_scale_lr.enable=True to scale the learning rate.

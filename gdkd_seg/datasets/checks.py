@@ -1,7 +1,12 @@
-"""Early, readable errors for dataset folders a config points to but that are not there."""
+"""Early, readable errors for dataset folders a config points to but that are not there, and for dataset files
+that training would choke on (:func:`check_dataset_files`)."""
+import os
 import os.path as osp
-from typing import Iterable, List
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, List, Optional, Tuple
 
+import numpy as np
 from mmengine.config import Config
 
 DATA_README = 'data/README.md'
@@ -46,3 +51,123 @@ def check_data_roots(cfg: Config, splits: Iterable[str] = ('train_dataloader', '
                     raise FileNotFoundError(
                         f'{split}: {kind} folder {path!r} does not exist under data_root {data_root!r}; '
                         f'see {DATA_README} for the expected layout')
+
+
+class DatasetCheckError(ValueError):
+    """A dataset split that training would choke on: empty, unreadable files, bad label values, size mismatches."""
+
+
+MAX_PROBLEMS_SHOWN = 10
+
+
+def _check_pair(img_path: str, seg_map_path: Optional[str], valid_labels: np.ndarray) -> List[str]:
+    """The problems of one image / label-map pair (empty when fine).
+
+    The image is opened for its header only (format and size; no pixel decoding, so a 2048x1024 Cityscapes image
+    costs well under a millisecond); the label map is decoded in full to read its values.
+    """
+    import cv2
+    from PIL import Image
+    problems = []
+    try:
+        with Image.open(img_path) as image:
+            width, height = image.size
+    except Exception as err:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ... for bad files
+        return [f'{img_path}: cannot be read as an image ({type(err).__name__}: {err})']
+    if seg_map_path is None:
+        return problems
+    if not osp.isfile(seg_map_path):
+        return [f'{seg_map_path}: missing (the label map of {osp.basename(img_path)})']
+    label = cv2.imread(seg_map_path, cv2.IMREAD_UNCHANGED)
+    if label is None:
+        return [f'{seg_map_path}: cannot be read as an image (label map of {osp.basename(img_path)})']
+    if label.ndim != 2:
+        problems.append(f'{seg_map_path}: label map has {label.shape[2]} channels; expected a single-channel map '
+                        'of train IDs')
+        label = label[..., 0]
+    if label.shape != (height, width):
+        problems.append(f'{seg_map_path}: label map is {label.shape[1]}x{label.shape[0]} but its image '
+                        f'{osp.basename(img_path)} is {width}x{height} (width x height)')
+    present = np.flatnonzero(np.bincount(label.ravel(), minlength=valid_labels.size)) if label.dtype == np.uint8 \
+        else np.unique(label)
+    invalid = [int(value) for value in present if value >= valid_labels.size or not valid_labels[value]]
+    if invalid:
+        problems.append(f'{seg_map_path}: label values {invalid} are neither a class index nor the ignore index')
+    return problems
+
+
+def _valid_labels(dataset) -> Tuple[np.ndarray, str]:
+    """A boolean lookup ``raw label value -> allowed`` for the dataset, and its description for messages."""
+    num_classes = len(dataset.metainfo['classes'])
+    ignore_index = dataset.ignore_index
+    label_map = getattr(dataset, 'label_map', None)
+    if label_map:
+        allowed, described = set(label_map), f'one of the {len(label_map)} label_map keys'
+    elif dataset.reduce_zero_label:
+        allowed, described = set(range(num_classes + 1)), f'0..{num_classes} (reduce_zero_label)'
+    else:
+        allowed, described = set(range(num_classes)), f'0..{num_classes - 1}'
+    allowed.add(ignore_index)
+    lookup = np.zeros(max(allowed) + 1, bool)
+    lookup[list(allowed)] = True
+    return lookup, f'{described} ({num_classes} classes) or the ignore index {ignore_index}'
+
+
+def check_dataset_files(cfg: Config, splits: Iterable[str] = ('train_dataloader', 'val_dataloader'),
+                        num_threads: int = min(8, os.cpu_count() or 1)) -> None:
+    """Pre-flight scan of the files a segmentation config will read, so bad data fails before the first step.
+
+    For every split, MMSeg's own dataset class lists the image / label pairs (suffixes, ``ann_file`` and all), then
+    each pair is checked: the split is not empty (an empty split makes MMEngine's ``InfiniteSampler`` spin forever);
+    every image opens as an image (header only); every label map decodes, has a single channel and the image's
+    size, and holds only class indices and the ignore index (a stray value such as 40 would crash the
+    cross-entropy mid-run on CPU and trigger an opaque device-side assert on GPU). Up to 8 threads share the work:
+    the toy city's 250 pairs take about 0.1 s; a 2048x1024 pair costs about 10 ms of CPU (decoding the label map),
+    so Cityscapes' 3475 train + 500 val pairs take about 40 CPU-seconds, a few seconds of wall time on 8 cores.
+
+    Only segmentation configs (``default_scope='mmseg'``) on local files are scanned, and on a distributed run only
+    rank 0 scans (the others fail with it). ``tools/train.py`` and ``tools/test.py`` call this; skip it with
+    ``--skip-data-check``.
+
+    Raises:
+        DatasetCheckError: naming the split, the folder or the files (the first ten), and what is wrong.
+    """
+    if cfg.get('default_scope') != 'mmseg' or os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')) != '0':
+        return
+    from mmengine.logging import print_log
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import DATASETS
+
+    checked = set()
+    for split in splits:
+        loader = cfg.get(split)
+        if not loader:
+            continue
+        for dataset_cfg in _datasets(loader['dataset']):
+            if '://' in str(dataset_cfg.get('data_root') or ''):
+                continue
+            started = time.perf_counter()
+            with DefaultScope.overwrite_default_scope('mmseg'):
+                dataset = DATASETS.build(dict(dataset_cfg, pipeline=[], lazy_init=True))
+            pairs = [(item['img_path'], item.get('seg_map_path')) for item in dataset.load_data_list()]
+            if not pairs:
+                img_dir = dataset.data_prefix.get('img_path', dataset.data_root)
+                source = f'listed in {dataset.ann_file!r}' if dataset.ann_file else \
+                    f'under {img_dir!r} (looking for *{dataset.img_suffix})'
+                raise DatasetCheckError(f'{split}: the dataset is empty: no images {source}. Put the images there '
+                                        f'(layout in {DATA_README}) or point {split}.dataset.data_root elsewhere')
+            valid, described = _valid_labels(dataset)
+            todo = [pair for pair in pairs if pair not in checked]
+            with ThreadPoolExecutor(max_workers=num_threads) as pool:
+                problems = [problem for found in pool.map(lambda pair: _check_pair(*pair, valid), todo)
+                            for problem in found]
+            checked.update(todo)
+            if problems:
+                more = f'\n  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more' \
+                    if len(problems) > MAX_PROBLEMS_SHOWN else ''
+                raise DatasetCheckError(
+                    f'{split}: {len(problems)} problem(s) in the dataset files (labels must be {described}):\n  '
+                    + '\n  '.join(problems[:MAX_PROBLEMS_SHOWN]) + more
+                    + '\nFix or remove these files (skip this check with --skip-data-check).')
+            print_log(f'{split}: checked {len(todo)} image/label pairs in {time.perf_counter() - started:.1f} s',
+                      logger='current')

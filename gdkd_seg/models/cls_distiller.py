@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ..losses import DKDLoss
 from .distill_losses import build_distill_losses, distill_loss_dict
-from .teacher import build_frozen_teacher, teacher_model_config
+from .teacher import FrozenTeacherMixin, build_frozen_teacher, teacher_model_config
 
 # Losses that split the classes at the ground-truth label and so need one hard label per image.
 LABEL_LOSSES = (DKDLoss,)
@@ -56,7 +56,7 @@ def _normalisation(preprocessor: Union[dict, nn.Module], key: str):
 
 
 @MODELS.register_module()
-class ClsDistiller(BaseClassifier):
+class ClsDistiller(FrozenTeacherMixin, BaseClassifier):
     """Distil a frozen mmpretrain classifier into a trainable mmpretrain classifier on the two heads' logits.
 
     Training returns the student's own head losses under ``cls.`` (``cls.loss``: mmpretrain names its loss
@@ -114,13 +114,13 @@ class ClsDistiller(BaseClassifier):
         self.distill_weight_factor = 1.0
         self._check_batch_augments()
 
-        self.__dict__['teacher'] = None
+        self.set_teacher(None)
         if teacher is not None:
             teacher_cfg = teacher_model_config(teacher)
             self._check_teacher_config(teacher_cfg, _teacher_data_preprocessor(teacher, teacher_cfg), num_classes)
             teacher_cfg.pop('data_preprocessor', None)
             teacher_cfg.pop('train_cfg', None)
-            self.__dict__['teacher'] = build_frozen_teacher(teacher_cfg, teacher_ckpt, MODELS)
+            self.set_teacher(build_frozen_teacher(teacher_cfg, teacher_ckpt, MODELS))
 
     # ----------------------------------------------------------------------------------------------------------
     # build-time checks
@@ -181,21 +181,6 @@ class ClsDistiller(BaseClassifier):
             if not same:
                 raise ValueError(f'teacher data_preprocessor.{key}={theirs} differs from the distiller\'s {ours}; '
                                  'the teacher sees the same inputs')
-
-    # ----------------------------------------------------------------------------------------------------------
-    # the teacher stays frozen and outside the module tree
-    # ----------------------------------------------------------------------------------------------------------
-    def _apply(self, fn, *args, **kwargs):
-        super()._apply(fn, *args, **kwargs)
-        if self.teacher is not None:
-            self.teacher._apply(fn, *args, **kwargs)
-        return self
-
-    def train(self, mode: bool = True) -> 'ClsDistiller':
-        super().train(mode)
-        if self.teacher is not None:
-            self.teacher.eval()
-        return self
 
     # the student's parts, for tools that look at a classifier's backbone, neck or head
     @property

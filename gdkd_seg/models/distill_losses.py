@@ -2,8 +2,10 @@
 
 Shared by ``SegDistiller`` and ``ClsDistiller``, so both name and log their losses the same way.
 """
-from typing import Dict, Optional
+import inspect
+from typing import Dict, List, Optional
 
+from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import Registry
 from torch import Tensor, nn
 
@@ -13,13 +15,44 @@ def build_distill_losses(distill_losses: Optional[Dict[str, dict]], registry: Re
 
     Raises:
         ValueError: when a name does not start with ``loss`` (MMEngine would not add it to the optimised total).
+        KeyError: when a loss ``type`` is not registered, naming it and the registered distillation losses.
+        TypeError: when a loss config has options its class does not take, naming them and the valid ones.
     """
     distill_losses = distill_losses or {}
     for name in distill_losses:
         if not name.startswith('loss'):
             raise ValueError(f"distill_losses key {name!r} must start with 'loss' (MMEngine sums only keys "
                              "containing 'loss'), e.g. 'loss_gdkd'")
+    for name, cfg in distill_losses.items():
+        _check_loss_config(name, cfg, registry)
     return nn.ModuleDict({name: registry.build(cfg) for name, cfg in distill_losses.items()})
+
+
+def registered_distill_losses() -> List[str]:
+    """Names of the toolkit's registered distillation losses (``GDKDLoss``, ``KDLoss``, ...)."""
+    from ..losses.modules import _DistillLoss
+    return sorted(name for name, cls in ROOT_MODELS.module_dict.items()
+                  if isinstance(cls, type) and issubclass(cls, _DistillLoss))
+
+
+def _check_loss_config(name: str, cfg: dict, registry: Registry) -> None:
+    """Name the entry, and list the alternatives, for an unregistered ``type`` or an unknown option."""
+    loss_type = cfg.get('type')
+    loss_cls = registry.get(loss_type) if isinstance(loss_type, str) else loss_type
+    if loss_cls is None:
+        raise KeyError(f'distill_losses.{name}: loss type {loss_type!r} is not registered; the registered '
+                       f'distillation losses are {", ".join(registered_distill_losses())} (a loss of your own '
+                       "needs @MODELS.register_module() and its module in custom_imports)")
+    if not isinstance(loss_cls, type):
+        return
+    parameters = inspect.signature(loss_cls.__init__).parameters
+    if any(parameter.kind == parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return
+    valid = [key for key in parameters if key != 'self']
+    unknown = [key for key in cfg if key not in ('type', '_scope_') and key not in valid]
+    if unknown:
+        raise TypeError(f'distill_losses.{name}: {loss_cls.__name__} has no option(s) '
+                        f'{", ".join(map(repr, unknown))}; valid options: {", ".join(valid)}')
 
 
 def distill_loss_dict(losses: nn.ModuleDict, student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor],
@@ -35,3 +68,16 @@ def distill_loss_dict(losses: nn.ModuleDict, student_logits: Tensor, teacher_log
         short = name[len('loss_'):] if name.startswith('loss_') else name[len('loss'):]
         out.update({f'{prefix}.{short}_{part}': value for part, value in loss.parts.items()})
     return out
+
+
+def check_class_options(losses: nn.ModuleDict, num_classes: int) -> None:
+    """Refuse, at build time, a loss whose class-count option (``k`` of the top-k partition, ``k_max``) exceeds the
+    number of classes: the loss itself would only fail at the first training step."""
+    for name, loss in losses.items():
+        options = getattr(loss, 'options', {})
+        keys = ['k_max'] + (['k'] if options.get('partition', 'topk') == 'topk' else [])
+        for key in keys:
+            value = options.get(key)
+            if value is not None and value > num_classes:
+                raise ValueError(f'distill_losses.{name}: {key}={value} is larger than the number of classes '
+                                 f"C={num_classes} of the student's decode head; use {key} <= {num_classes}")

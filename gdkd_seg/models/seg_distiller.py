@@ -7,8 +7,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import OptSampleList, SampleList, add_prefix
 from torch import Tensor, nn
 
-from .distill_losses import build_distill_losses, distill_loss_dict
-from .teacher import build_frozen_teacher, teacher_model_config
+from .distill_losses import build_distill_losses, check_class_options, distill_loss_dict
+from .teacher import FrozenTeacherMixin, build_frozen_teacher, teacher_model_config
 
 
 def _heads(head: Optional[nn.Module]) -> List[nn.Module]:
@@ -18,12 +18,11 @@ def _heads(head: Optional[nn.Module]) -> List[nn.Module]:
 
 
 @MODELS.register_module()
-class SegDistiller(BaseSegmentor):
+class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
     """Distil a frozen MMSeg teacher into a trainable MMSeg student on the student's decode-head logits.
 
-    The teacher is held outside the module tree: it is not in ``state_dict`` (checkpoints hold the student only and
-    the teacher is rebuilt from ``teacher_ckpt``), not in ``parameters()`` (the optimizer never sees it), never
-    re-initialised by ``init_weights``, and stays in eval mode after ``train()``; device moves still reach it.
+    The teacher is held outside the module tree (:class:`FrozenTeacherMixin`): checkpoints hold the student only
+    and the teacher is rebuilt from ``teacher_ckpt``; it is never optimised, re-initialised or put in train mode.
 
     Args:
         student: MMSeg segmentor config (an EncoderDecoder with decode head and optional auxiliary heads).
@@ -48,24 +47,31 @@ class SegDistiller(BaseSegmentor):
         if pretrained is not None or train_cfg is not None:
             raise ValueError('SegDistiller takes no pretrained or train_cfg of its own; set them in the student '
                              '(the teacher loads teacher_ckpt)')
+        student_preprocessor = student.get('data_preprocessor')
         if data_preprocessor is None:
-            data_preprocessor = student.get('data_preprocessor')
+            data_preprocessor = student_preprocessor
+        elif student_preprocessor and student_preprocessor.get('size') != data_preprocessor.get('size'):
+            # MMEngine's Runner passes the config's top-level data_preprocessor to the distiller
+            raise ValueError(f"the distiller's data_preprocessor.size={data_preprocessor.get('size')} differs from "
+                             f"the student's {student_preprocessor.get('size')}; set the config's top-level "
+                             'data_preprocessor (which the Runner gives the distiller) to the same size')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         student = dict(student)
         student.pop('data_preprocessor', None)
         self.student = MODELS.build(student)
 
         self.distill_losses = build_distill_losses(distill_losses, MODELS)
+        check_class_options(self.distill_losses, self.student.decode_head.num_classes)
         self.aux_distill_weight = aux_distill_weight
         # set by DistillWarmupHook; multiplies every distillation loss
         self.distill_weight_factor = 1.0
 
-        self.__dict__['teacher'] = None
+        self.set_teacher(None)
         if teacher is not None:
             teacher_cfg = teacher_model_config(teacher)
             self._check_teacher_config(teacher_cfg, data_preprocessor)
             teacher_cfg.pop('data_preprocessor', None)
-            self.__dict__['teacher'] = build_frozen_teacher(teacher_cfg, teacher_ckpt, MODELS)
+            self.set_teacher(build_frozen_teacher(teacher_cfg, teacher_ckpt, MODELS))
             if aux_distill_weight > 0 and len(_heads(self.teacher.auxiliary_head)) < len(
                     _heads(self.student.auxiliary_head)):
                 raise ValueError('aux_distill_weight > 0 needs a teacher auxiliary head for each student one')
@@ -83,17 +89,7 @@ class SegDistiller(BaseSegmentor):
                 raise ValueError(f'teacher data_preprocessor.{key}={teacher_preprocessor[key]} differs from the '
                                  f"distiller's {data_preprocessor.get(key)}; the teacher sees the same inputs")
 
-    def _apply(self, fn, *args, **kwargs):
-        super()._apply(fn, *args, **kwargs)
-        if self.teacher is not None:
-            self.teacher._apply(fn, *args, **kwargs)
-        return self
 
-    def train(self, mode: bool = True) -> 'SegDistiller':
-        super().train(mode)
-        if self.teacher is not None:
-            self.teacher.eval()
-        return self
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
         """The student's own losses plus the distillation losses; parts of each loss are logged too."""

@@ -3,7 +3,10 @@
 Shared by the segmentation and classification distillers. A teacher whose weights did not load must stop the run:
 distilling from random weights is never what the user wanted.
 """
+import os
 import os.path as osp
+import socket
+import urllib.error
 from typing import Optional, Union
 
 import torch
@@ -13,6 +16,8 @@ from mmengine.runner import CheckpointLoader
 from torch import nn
 
 MAX_KEYS_SHOWN = 10
+DOWNLOAD_TIMEOUT_ENV = 'GDKD_DOWNLOAD_TIMEOUT'
+DEFAULT_DOWNLOAD_TIMEOUT = 60.0
 
 
 def teacher_model_config(teacher: Union[dict, str]) -> ConfigDict:
@@ -36,10 +41,46 @@ def _shown(keys) -> str:
     return ', '.join(keys[:MAX_KEYS_SHOWN]) + more
 
 
+def download_timeout() -> float:
+    """Seconds a teacher download may wait for the server (to connect, or for the next bytes): the
+    ``GDKD_DOWNLOAD_TIMEOUT`` environment variable, default 60."""
+    value = os.environ.get(DOWNLOAD_TIMEOUT_ENV, '')
+    try:
+        timeout = float(value) if value else DEFAULT_DOWNLOAD_TIMEOUT
+    except ValueError:
+        raise ValueError(f'{DOWNLOAD_TIMEOUT_ENV}={value!r} is not a number of seconds') from None
+    if timeout <= 0:
+        raise ValueError(f'{DOWNLOAD_TIMEOUT_ENV} must be > 0 seconds, got {value}')
+    return timeout
+
+
+def _load_checkpoint(checkpoint_path: str) -> dict:
+    """MMEngine's loader; a URL is fetched with a socket timeout, and a failed fetch says what to do instead.
+
+    MMEngine (through torch.hub) opens URLs without a timeout, so a server that accepts the connection and never
+    answers would hang the run forever.
+    """
+    if '://' not in checkpoint_path or checkpoint_path.startswith(('s3://', 'petrel://', 'pavi://')):
+        return CheckpointLoader.load_checkpoint(checkpoint_path, map_location='cpu')
+    timeout = download_timeout()
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)  # urllib's urlopen without a timeout argument uses it
+    try:
+        return CheckpointLoader.load_checkpoint(checkpoint_path, map_location='cpu')
+    except (urllib.error.URLError, OSError) as err:  # refused, unreachable, timed out (socket.timeout), reset
+        reason = err.reason if type(err) is urllib.error.URLError else err
+        raise RuntimeError(
+            f'teacher_ckpt {checkpoint_path!r} could not be downloaded ({type(reason).__name__}: {reason}; '
+            f'timeout {timeout:g} s, set {DOWNLOAD_TIMEOUT_ENV} to change it). Download the file yourself and '
+            'pass the local path: --cfg-options model.teacher_ckpt=/path/to/teacher.pth') from err
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
 def _checkpoint_state_dict(checkpoint_path: str) -> dict:
     """Read a checkpoint with ``weights_only=True`` (MMEngine's loader) and return its bare state dict."""
     try:
-        checkpoint = CheckpointLoader.load_checkpoint(checkpoint_path, map_location='cpu')
+        checkpoint = _load_checkpoint(checkpoint_path)
     except FileNotFoundError as err:
         raise FileNotFoundError(f'teacher_ckpt {checkpoint_path!r} does not exist: {err}') from err
     except Exception as err:
@@ -98,3 +139,27 @@ def build_frozen_teacher(teacher: Union[dict, str], teacher_ckpt: Optional[str],
     load_teacher_weights(model, teacher_ckpt)
     model.requires_grad_(False)
     return model.eval()
+
+
+class FrozenTeacherMixin:
+    """Holds a frozen ``teacher`` outside the module tree of a distiller (an ``nn.Module``).
+
+    The teacher is then not in ``state_dict`` (checkpoints hold the student only; the teacher is rebuilt from its
+    checkpoint), not in ``parameters()`` (optimizers and DDP never see it), never re-initialised by
+    ``init_weights``, and stays in eval mode after ``train()``; device and dtype moves still reach it.
+    """
+
+    def set_teacher(self, teacher: Optional[nn.Module]) -> None:
+        self.__dict__['teacher'] = teacher
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        if self.teacher is not None:
+            self.teacher._apply(fn, *args, **kwargs)
+        return self
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self

@@ -1,0 +1,419 @@
+"""Reliability: a resumed run equals the uninterrupted one, a crash while saving loses nothing, a non-finite loss
+stops training by name, and bad input (data, teacher URL, config, pickled checkpoints) fails early and clearly."""
+import glob
+import importlib.util
+import json
+import os
+import os.path as osp
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+
+import cv2
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from conftest import REPO_ROOT, cfg_options, config_path, run_tool, tiny_data_options
+from gdkd_seg.compat import atomic_write, syncbn_to_bn
+from gdkd_seg.datasets.checks import DatasetCheckError, check_dataset_files
+from gdkd_seg.hooks import NonFiniteLossError
+from gdkd_seg.losses import GDKDLoss
+from gdkd_seg.models import load_teacher_weights
+from mmseg.registry import MODELS
+
+TOY_CONFIG = config_path('demo', 'gdkd_toy.py')
+
+
+def fast_options(data_root: str, teacher_ckpt: str) -> dict:
+    """The demo distillation on the test toy city at a 64x128 crop (the demo pipeline's resize and crop, by index)."""
+    return dict(tiny_data_options(data_root), **{
+        'model.teacher_ckpt': teacher_ckpt,
+        'train_dataloader.dataset.pipeline.2.scale': (128, 64),
+        'train_dataloader.dataset.pipeline.3.crop_size': (64, 128),
+        'data_preprocessor.size': (64, 128), 'model.student.data_preprocessor.size': (64, 128),
+        'train_cfg.val_interval': 1000, 'default_hooks.logger.interval': 1})
+
+
+def distiller_config(teacher_ckpt: str):
+    """The demo distiller's model config (SyncBN as BN, as in one process) with ``teacher_ckpt``."""
+    cfg = Config.fromfile(TOY_CONFIG)
+    cfg.merge_from_dict({'model.teacher_ckpt': teacher_ckpt})
+    syncbn_to_bn(cfg.model)
+    return cfg.model
+
+
+def copy_run(work_dir: str, destination: str) -> str:
+    """A copy of a training work_dir whose ``last_checkpoint`` points into the copy."""
+    shutil.copytree(work_dir, destination)
+    with open(osp.join(destination, 'last_checkpoint')) as file:
+        last = file.read().strip()
+    with open(osp.join(destination, 'last_checkpoint'), 'w') as file:
+        file.write(osp.join(destination, osp.basename(last)))
+    return destination
+
+
+def logged_scalars(work_dir: str, newest_run_only: bool = False) -> dict:
+    """``iteration -> logged training scalars`` from MMEngine's ``vis_data/scalars.json`` files."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    records = {}
+    for path in files[-1:] if newest_run_only else files:
+        with open(path) as file:
+            for line in file:
+                record = json.loads(line)
+                if 'loss' in record:
+                    records[record['iter']] = record
+    return records
+
+
+# --- resume without loss ------------------------------------------------------------------------------------------
+
+# Same schedule end in every run, so the resumed PolyLR is the uninterrupted one's.
+RESUME_OPTIONS = {'randomness.seed': 0, 'randomness.deterministic': True, 'param_scheduler.0.end': 6,
+                  'custom_hooks.0.warmup_iters': 4, 'default_hooks.checkpoint.interval': 2}
+
+
+@pytest.fixture(scope='module')
+def resume_options(toy_data_root, toy_teacher_ckpt) -> dict:
+    return dict(fast_options(toy_data_root, toy_teacher_ckpt), **RESUME_OPTIONS)
+
+
+@pytest.fixture(scope='module')
+def interrupted_run(resume_options, tmp_path_factory) -> str:
+    """A run stopped after its iteration-2 checkpoint (left pristine: users copy it)."""
+    work_dir = str(tmp_path_factory.mktemp('interrupted') / 'run')
+    run_tool('train.py', TOY_CONFIG, '--work-dir', work_dir,
+             *cfg_options(dict(resume_options, **{'train_cfg.max_iters': 2})))
+    return work_dir
+
+
+def test_resume_continues_exactly_as_the_uninterrupted_run(resume_options, interrupted_run, tmp_path):
+    full_dir = str(tmp_path / 'uninterrupted')
+    run_tool('train.py', TOY_CONFIG, '--work-dir', full_dir,
+             *cfg_options(dict(resume_options, **{'train_cfg.max_iters': 6})))
+    work_dir = copy_run(interrupted_run, str(tmp_path / 'resumed'))
+    resumed = run_tool('train.py', TOY_CONFIG, '--work-dir', work_dir, '--resume',
+                       *cfg_options(dict(resume_options, **{'train_cfg.max_iters': 6})))
+    log = resumed.stdout + resumed.stderr
+    assert 'resumed epoch: 0, iter: 2' in log
+    assert 'resumed the random states saved at iteration 2' in log
+
+    full, after_resume = logged_scalars(full_dir), logged_scalars(work_dir, newest_run_only=True)
+    assert sorted(full) == [1, 2, 3, 4, 5, 6]
+    assert sorted(after_resume) == [3, 4, 5, 6]  # the iteration count continues from the checkpoint
+    # the warm-up factor continues (iteration i of 4: min(1, i / 4))
+    assert [after_resume[i]['distill_factor'] for i in (3, 4, 5, 6)] == [0.75, 1.0, 1.0, 1.0]
+    for iteration in (3, 4, 5, 6):
+        for key, value in full[iteration].items():
+            if key not in ('time', 'data_time', 'eta', 'memory'):
+                # lr: the scheduler state; the losses: the batches (data order, augmentation), dropout, weights
+                assert after_resume[iteration][key] == value, f'iteration {iteration}: {key} differs'
+
+    final, resumed_final = (torch.load(osp.join(folder, 'iter_6.pth'), map_location='cpu')
+                            for folder in (full_dir, work_dir))
+    assert resumed_final['meta']['iter'] == 6
+    for key, value in final['state_dict'].items():
+        assert torch.equal(resumed_final['state_dict'][key], value), f'student weight {key} differs'
+    for index, state in final['optimizer']['state'].items():  # SGD momentum buffers
+        assert torch.equal(resumed_final['optimizer']['state'][index]['momentum_buffer'], state['momentum_buffer'])
+    assert resumed_final['param_schedulers'] == final['param_schedulers']
+
+
+# --- crash-safe checkpoints ---------------------------------------------------------------------------------------
+
+def test_crash_while_saving_keeps_the_previous_checkpoint(resume_options, interrupted_run, tmp_path):
+    """The disk fills up while the iteration-4 checkpoint is written (a file-size limit makes writes fail part-way,
+    as on a full disk). The demo config keeps one checkpoint: MMEngine alone would delete iter_2.pth first and leave
+    a truncated iter_4.pth, with last_checkpoint naming the deleted file."""
+    work_dir = copy_run(interrupted_run, str(tmp_path / 'crashed'))
+    previous = {name: open(osp.join(work_dir, name), 'rb').read() for name in ('iter_2.pth', 'last_checkpoint')}
+    limit = len(previous['iter_2.pth']) // 2
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), TOY_CONFIG, '--work-dir', work_dir, '--resume',
+         *cfg_options(dict(resume_options, **{'train_cfg.max_iters': 4}))],
+        cwd=REPO_ROOT, capture_output=True, text=True, preexec_fn=limit_file_size)
+    log = result.stdout + result.stderr
+    assert result.returncode != 0 and 'Saving checkpoint at 4 iterations' in log, log[-3000:]
+    files = sorted(name for name in os.listdir(work_dir) if osp.isfile(osp.join(work_dir, name)))
+    assert files == ['gdkd_toy.py', 'iter_2.pth', 'last_checkpoint']  # no partial iter_4.pth, no temporary file
+    for name, content in previous.items():
+        assert open(osp.join(work_dir, name), 'rb').read() == content, f'{name} changed'
+    assert torch.load(osp.join(work_dir, 'iter_2.pth'))['meta']['iter'] == 2
+
+
+def test_failed_checkpoint_write_leaves_the_old_file(tmp_path, monkeypatch):
+    """MMEngine's save_checkpoint (patched by gdkd_seg) writes beside the target and renames."""
+    from mmengine.runner.checkpoint import save_checkpoint
+    path = str(tmp_path / 'iter_2.pth')
+    save_checkpoint({'state_dict': {'weight': torch.ones(3)}}, path)
+    original = open(path, 'rb').read()
+
+    def crash_mid_write(obj, file, *args, **kwargs):
+        file.write(b'PK\x03\x04 partial checkpoint')
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(torch, 'save', crash_mid_write)
+    with pytest.raises(OSError, match='No space left'):
+        save_checkpoint({'state_dict': {'weight': torch.zeros(3)}}, path)
+    assert open(path, 'rb').read() == original
+    assert os.listdir(tmp_path) == ['iter_2.pth']
+    with pytest.raises(RuntimeError, match='interrupted'):
+        atomic_write(str(tmp_path / 'last_checkpoint'), lambda file: (_ for _ in ()).throw(RuntimeError('interrupted')))
+    assert os.listdir(tmp_path) == ['iter_2.pth']
+
+
+# --- non-finite losses --------------------------------------------------------------------------------------------
+
+def toy_runner(data_root: str, teacher_ckpt: str, work_dir: str, max_iters: int, **changes) -> Runner:
+    """An in-process Runner on the demo config (its default_hooks, hence NonFiniteLossHook, included)."""
+    cfg = Config.fromfile(TOY_CONFIG)
+    cfg.merge_from_dict(fast_options(data_root, teacher_ckpt))
+    cfg.merge_from_dict(dict({'work_dir': work_dir, 'experiment_name': f'reliability_{uuid.uuid4().hex}',
+                              'train_cfg.max_iters': max_iters, 'default_hooks.checkpoint.interval': 1}, **changes))
+    syncbn_to_bn(cfg.model)
+    return Runner.from_cfg(cfg)
+
+
+def test_non_finite_loss_stops_before_the_step_naming_iteration_and_term(toy_data_root, toy_teacher_ckpt,
+                                                                         tmp_path, monkeypatch):
+    forward, calls = GDKDLoss.forward, []
+
+    def nan_on_second_call(self, *args):
+        calls.append(1)
+        loss = forward(self, *args)
+        return loss * float('nan') if len(calls) == 2 else loss
+
+    monkeypatch.setattr(GDKDLoss, 'forward', nan_on_second_call)
+    runner = toy_runner(toy_data_root, toy_teacher_ckpt, str(tmp_path), max_iters=3)
+    with pytest.raises(NonFiniteLossError, match=r'iteration 2: distill\.loss_gdkd=nan\b'):
+        runner.train()
+    # no optimizer step with the NaN: the weights are those saved after iteration 1
+    saved = torch.load(str(tmp_path / 'iter_1.pth'))['state_dict']
+    for name, param in runner.model.student.named_parameters():
+        assert torch.equal(param.detach(), saved[f'student.{name}']), name
+    assert not osp.exists(tmp_path / 'iter_2.pth')
+
+
+@pytest.mark.parametrize('enabled', [True, False])
+def test_nan_teacher_is_caught_unless_the_check_is_off(toy_data_root, toy_teacher_ckpt, tmp_path, enabled):
+    state = torch.load(toy_teacher_ckpt)['state_dict']
+    state['decode_head.conv_seg.weight'] = torch.full_like(state['decode_head.conv_seg.weight'], float('nan'))
+    torch.save({'state_dict': state}, str(tmp_path / 'nan_teacher.pth'))
+    runner = toy_runner(toy_data_root, str(tmp_path / 'nan_teacher.pth'), str(tmp_path / 'run'), max_iters=1,
+                        **{'default_hooks.non_finite_loss.enabled': enabled})
+    if enabled:
+        with pytest.raises(NonFiniteLossError, match=r'iteration 1: distill\.loss_gdkd=nan\b.*teacher'):
+            runner.train()
+        assert all(torch.isfinite(param).all() for param in runner.model.student.parameters())
+    else:  # what the check prevents: MMEngine steps on, and the student's weights turn NaN
+        runner.train()
+        assert not all(torch.isfinite(param).all() for param in runner.model.student.parameters())
+
+
+# --- bad dataset files --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def data_copy(toy_data_root, tmp_path) -> str:
+    """A private copy of the toy city to break."""
+    return shutil.copytree(toy_data_root, str(tmp_path / 'city'))
+
+
+def data_config(data_root: str) -> Config:
+    cfg = Config.fromfile(TOY_CONFIG)
+    cfg.merge_from_dict(tiny_data_options(data_root))
+    return cfg
+
+
+def first_pair(data_root: str, split: str = 'train'):
+    image = sorted(glob.glob(osp.join(data_root, 'leftImg8bit', split, '*', '*.png')))[0]
+    label = image.replace('leftImg8bit', 'gtFine', 1).replace('_leftImg8bit.png', '_gtFine_labelTrainIds.png')
+    return image, label
+
+
+def test_intact_dataset_passes_the_scan(toy_data_root):
+    check_dataset_files(data_config(toy_data_root))
+
+
+def test_empty_split_is_refused(tmp_path):
+    for folder in ('leftImg8bit/train/x', 'gtFine/train/x', 'leftImg8bit/val/x', 'gtFine/val/x'):
+        os.makedirs(tmp_path / folder)
+    with pytest.raises(DatasetCheckError, match=r"train_dataloader: the dataset is empty: no images under "
+                                                r"'.*leftImg8bit/train' \(looking for \*_leftImg8bit\.png\)"):
+        check_dataset_files(data_config(str(tmp_path)))
+
+
+def test_corrupt_image_is_named(data_copy):
+    image, _ = first_pair(data_copy)
+    with open(image, 'wb') as file:
+        file.write(b'\x89PNG this is not an image at all' * 10)
+    with pytest.raises(DatasetCheckError, match=rf'(?s)1 problem.*{osp.basename(image)}: cannot be read as an image'):
+        check_dataset_files(data_config(data_copy))
+
+
+def test_label_values_outside_the_classes_are_named(data_copy):
+    _, label_path = first_pair(data_copy, 'val')
+    label = cv2.imread(label_path, cv2.IMREAD_UNCHANGED)
+    label[:4, :4] = 40
+    cv2.imwrite(label_path, label)
+    with pytest.raises(DatasetCheckError, match=rf'(?s)val_dataloader: 1 problem.*0\.\.18 \(19 classes\) or the ignore '
+                                                rf'index 255.*{osp.basename(label_path)}: label values \[40\]'):
+        check_dataset_files(data_config(data_copy))
+
+
+def test_image_label_size_mismatch_is_named(data_copy):
+    _, label_path = first_pair(data_copy)
+    cv2.imwrite(label_path, cv2.imread(label_path, cv2.IMREAD_UNCHANGED)[:32, :64])
+    with pytest.raises(DatasetCheckError, match=rf'{osp.basename(label_path)}: label map is 64x32 but its image '
+                                                r'.* is 128x64'):
+        check_dataset_files(data_config(data_copy))
+
+
+def load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(f'gdkd_tool_{name}', osp.join(REPO_ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_tools_scan_the_data_before_building_anything(data_copy, tool, monkeypatch):
+    _, label_path = first_pair(data_copy, 'val')  # val: the split both tools read
+    label = cv2.imread(label_path, cv2.IMREAD_UNCHANGED)
+    label[0, 0] = 40
+    cv2.imwrite(label_path, label)
+    options = cfg_options(tiny_data_options(data_copy))
+    argv = [f'{tool}.py', TOY_CONFIG] + (['checkpoint.pth'] if tool == 'test' else []) + options
+    module = load_tool(tool)
+    monkeypatch.setattr(sys, 'argv', argv)
+    with pytest.raises(DatasetCheckError, match=r'label values \[40\]'):
+        module.build_config(module.parse_args())
+    monkeypatch.setattr(sys, 'argv', argv + ['--skip-data-check'])
+    assert module.build_config(module.parse_args()).work_dir
+
+
+# --- teacher URLs that cannot be fetched ---------------------------------------------------------------------------
+
+@pytest.fixture
+def local_only_downloads(tmp_path, monkeypatch):
+    """Short download timeout, a private torch hub cache, and no proxy between us and 127.0.0.1."""
+    monkeypatch.setenv('GDKD_DOWNLOAD_TIMEOUT', '1')
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    for name in ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('no_proxy', '127.0.0.1,localhost')
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def test_teacher_url_on_a_closed_port_says_download_it(local_only_downloads):
+    url = f'http://127.0.0.1:{free_port()}/teacher.pth'
+    with pytest.raises(RuntimeError, match=r'could not be downloaded \(ConnectionRefusedError.*Download the file '
+                                           r'yourself and pass the local path'):
+        load_teacher_weights(torch.nn.Linear(1, 1), url)
+
+
+def test_teacher_url_that_never_answers_times_out(local_only_downloads, toy_teacher_ckpt):
+    server = socket.socket()
+    server.bind(('127.0.0.1', 0))
+    server.listen(1)
+    release = threading.Event()
+
+    def accept_and_stay_silent():
+        connection, _ = server.accept()
+        release.wait(30)  # a client without a timeout would get EOF after 30 s and fail the match below, not hang
+        connection.close()
+
+    thread = threading.Thread(target=accept_and_stay_silent, daemon=True)
+    thread.start()
+    cfg = distiller_config(toy_teacher_ckpt)
+    cfg.teacher_ckpt = f'http://127.0.0.1:{server.getsockname()[1]}/teacher.pth'
+    try:
+        with pytest.raises(RuntimeError, match=r'could not be downloaded \(TimeoutError.*timeout 1 s, set '
+                                               r'GDKD_DOWNLOAD_TIMEOUT.*model\.teacher_ckpt=/path/to/teacher\.pth'):
+            MODELS.build(cfg)
+    finally:
+        release.set()
+        thread.join()
+        server.close()
+
+
+# --- bad distillation configs -------------------------------------------------------------------------------------
+
+def test_k_larger_than_the_class_count_fails_at_build_before_the_teacher():
+    # the teacher checkpoint does not exist: the k check must come first
+    cfg = distiller_config('/nonexistent/teacher.pth')
+    cfg.distill_losses.loss_gdkd.k = 25
+    with pytest.raises(ValueError, match=r'distill_losses\.loss_gdkd: k=25 is larger than the number of classes '
+                                         r'C=19'):
+        MODELS.build(cfg)
+    cfg.distill_losses.loss_gdkd.k = 19  # every class in the top group is allowed
+    with pytest.raises(FileNotFoundError, match='/nonexistent/teacher.pth'):
+        MODELS.build(cfg)
+
+
+def test_unknown_loss_option_lists_the_valid_ones():
+    cfg = distiller_config('/nonexistent/teacher.pth')
+    cfg.distill_losses.loss_gdkd.temprature = 2.0
+    with pytest.raises(TypeError, match=r"distill_losses\.loss_gdkd: GDKDLoss has no option\(s\) 'temprature'; "
+                                        r'valid options: k, w0, w1, w2, temperature, loss_weight'):
+        MODELS.build(cfg)
+
+
+def test_unregistered_loss_type_is_named_with_the_registered_ones():
+    cfg = distiller_config('/nonexistent/teacher.pth')
+    cfg.distill_losses = dict(loss_x=dict(type='GDKDLos'))
+    with pytest.raises(KeyError, match=r"distill_losses\.loss_x: loss type 'GDKDLos' is not registered; the "
+                                       r'registered distillation losses are CWDLoss, DKDLoss, GDKD3Loss, GDKDLoss, '
+                                       r'KDLoss'):
+        MODELS.build(cfg)
+
+
+# --- pickled objects in checkpoints -------------------------------------------------------------------------------
+
+class CreatesAFolder:
+    """Stands for code a malicious checkpoint runs on unpickling."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.makedirs, (self.path,))
+
+
+def test_pretrained_backbone_with_pickled_code_is_refused_unrun(tmp_path):
+    """``init_cfg=dict(type='Pretrained')`` (MMSeg's ImageNet backbones) loads through torch's weights_only."""
+    marker = str(tmp_path / 'code_ran')
+    torch.save({'state_dict': {'conv1.weight': torch.zeros(1)}, 'payload': CreatesAFolder(marker)},
+               str(tmp_path / 'backbone.pth'))
+    cfg = distiller_config('/unused.pth')
+    student = cfg.student
+    student.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(tmp_path / 'backbone.pth'))
+    model = MODELS.build(student)
+    with pytest.raises(Exception, match='Weights only load failed'):
+        model.init_weights()
+    assert not osp.exists(marker)
+
+
+def test_resume_from_a_checkpoint_with_pickled_code_is_refused_unrun(toy_data_root, toy_teacher_ckpt, tmp_path):
+    marker = str(tmp_path / 'code_ran')
+    runner = toy_runner(toy_data_root, toy_teacher_ckpt, str(tmp_path / 'run'), max_iters=1)
+    torch.save({'state_dict': {}, 'meta': {'iter': 1, 'epoch': 0}, 'payload': CreatesAFolder(marker)},
+               str(tmp_path / 'evil.pth'))
+    with pytest.raises(Exception, match='Weights only load failed'):
+        runner.load_checkpoint(str(tmp_path / 'evil.pth'))
+    assert not osp.exists(marker)
