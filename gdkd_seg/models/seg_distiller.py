@@ -89,8 +89,6 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
                 raise ValueError(f'teacher data_preprocessor.{key}={teacher_preprocessor[key]} differs from the '
                                  f"distiller's {data_preprocessor.get(key)}; the teacher sees the same inputs")
 
-
-
     def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
         """The student's own losses plus the distillation losses; parts of each loss are logged too."""
         if self.teacher is None:
