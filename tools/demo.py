@@ -137,13 +137,15 @@ def main() -> None:
     parser.add_argument('--teacher-iters', type=int, help='override the teacher config\'s iterations')
     parser.add_argument('--student-iters', type=int, help='override the students\' iterations')
     parser.add_argument('--pictures', type=int, default=4, help='val images to draw')
+    parser.add_argument('--teacher-ckpt', help='reuse a trained demo teacher (skips step 2), e.g. to rerun the '
+                        'students with other seeds')
     parser.add_argument('--cfg-options', nargs='*', default=[], help='extra key=value options for every run')
     args = parser.parse_args()
 
     if not osp.isdir(args.data_root):
         print(f'[demo] generating the toy city into {args.data_root}')
         make_toy_cityscapes(args.data_root, progress=False)
-    teacher_ckpt = osp.join(args.work_dir, 'teacher', 'last.pth')
+    teacher_ckpt = args.teacher_ckpt or osp.join(args.work_dir, 'teacher', 'last.pth')
     common = {'randomness.seed': args.seed}
     for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         common[f'{split}.dataset.data_root'] = args.data_root
@@ -159,11 +161,14 @@ def main() -> None:
         if needs_teacher:
             model_options['model.teacher_ckpt'] = teacher_ckpt
         work_dir = osp.join(args.work_dir, model)
-        print(f'[demo] training {model} ({config})', flush=True)
-        seconds[model] = run('train.py', osp.join(CONFIGS, config), '--work-dir', work_dir,
-                             *options(model_options))
-        checkpoint = open(osp.join(work_dir, 'last_checkpoint')).read().strip()
-        if model == 'teacher':
+        if model == 'teacher' and args.teacher_ckpt:
+            seconds[model], checkpoint = float('nan'), args.teacher_ckpt
+        else:
+            print(f'[demo] training {model} ({config})', flush=True)
+            seconds[model] = run('train.py', osp.join(CONFIGS, config), '--work-dir', work_dir,
+                                 *options(model_options))
+            checkpoint = open(osp.join(work_dir, 'last_checkpoint')).read().strip()
+        if model == 'teacher' and not args.teacher_ckpt:
             os.replace(checkpoint, teacher_ckpt)
             checkpoint = teacher_ckpt
         pred_dirs[model] = osp.join(work_dir, 'predictions')
