@@ -34,6 +34,17 @@ def tiny_data_options(data_root: str) -> dict:
     return options
 
 
+def fast_distill_options(data_root: str, teacher_ckpt: str, **extra) -> dict:
+    """``--cfg-options`` for the demo distillation on the test toy city at a 64x128 crop (the demo pipeline's resize
+    and crop, by index), plus ``extra``."""
+    return dict(tiny_data_options(data_root), **{
+        'model.teacher_ckpt': teacher_ckpt,
+        'train_dataloader.dataset.pipeline.2.scale': (128, 64),
+        'train_dataloader.dataset.pipeline.3.crop_size': (64, 128),
+        'data_preprocessor.size': (64, 128), 'model.student.data_preprocessor.size': (64, 128),
+        'train_cfg.val_interval': 1000, 'default_hooks.logger.interval': 1}, **extra)
+
+
 def write_teacher_checkpoint(model_cfg: dict, path: str, seed: int = 0) -> str:
     """Build a teacher from ``model_cfg`` with random weights and save an MMSeg-style checkpoint."""
     from mmseg.registry import MODELS

@@ -12,7 +12,8 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT, cfg_options, config_path, run_tool, tiny_data_options
+from conftest import (REPO_ROOT, cfg_options, config_path, fast_distill_options, run_tool,
+                      tiny_data_options)
 
 TOY_CONFIG = config_path('demo', 'gdkd_toy.py')
 CPU_CONVERSION = "distributed run without CUDA (torch's SyncBatchNorm trains on GPUs only): converted"
@@ -38,22 +39,12 @@ def torchrun(script: str, *args: str, nproc: int = 2) -> subprocess.CompletedPro
     return result
 
 
-def fast_options(data_root: str, teacher_ckpt: str) -> dict:
-    """The demo distillation on the test toy city at a 64x128 crop (the demo pipeline's resize and crop, by index)."""
-    return dict(tiny_data_options(data_root), **{
-        'model.teacher_ckpt': teacher_ckpt,
-        'train_dataloader.dataset.pipeline.2.scale': (128, 64),
-        'train_dataloader.dataset.pipeline.3.crop_size': (64, 128),
-        'data_preprocessor.size': (64, 128), 'model.student.data_preprocessor.size': (64, 128),
-        'train_cfg.max_iters': 2, 'train_cfg.val_interval': 1000, 'default_hooks.checkpoint.interval': 2,
-        'default_hooks.logger.interval': 1})
-
-
 @pytest.fixture(scope='module')
 def distributed_run(toy_data_root, toy_teacher_ckpt, tmp_path_factory):
     work_dir = str(tmp_path_factory.mktemp('dist') / 'train')
     result = torchrun('train.py', TOY_CONFIG, '--work-dir', work_dir,
-                      *cfg_options(fast_options(toy_data_root, toy_teacher_ckpt)))
+                      *cfg_options(fast_distill_options(toy_data_root, toy_teacher_ckpt, **{
+                          'train_cfg.max_iters': 2, 'default_hooks.checkpoint.interval': 2})))
     return work_dir, result.stdout + result.stderr
 
 

@@ -20,7 +20,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from conftest import REPO_ROOT, cfg_options, config_path, run_tool, tiny_data_options
+from conftest import REPO_ROOT, cfg_options, config_path, fast_distill_options, run_tool, tiny_data_options
 from gdkd_seg.compat import atomic_write, syncbn_to_bn
 from gdkd_seg.datasets.checks import DatasetCheckError, check_dataset_files
 from gdkd_seg.hooks import NonFiniteLossError
@@ -29,16 +29,6 @@ from gdkd_seg.models import load_teacher_weights
 from mmseg.registry import MODELS
 
 TOY_CONFIG = config_path('demo', 'gdkd_toy.py')
-
-
-def fast_options(data_root: str, teacher_ckpt: str) -> dict:
-    """The demo distillation on the test toy city at a 64x128 crop (the demo pipeline's resize and crop, by index)."""
-    return dict(tiny_data_options(data_root), **{
-        'model.teacher_ckpt': teacher_ckpt,
-        'train_dataloader.dataset.pipeline.2.scale': (128, 64),
-        'train_dataloader.dataset.pipeline.3.crop_size': (64, 128),
-        'data_preprocessor.size': (64, 128), 'model.student.data_preprocessor.size': (64, 128),
-        'train_cfg.val_interval': 1000, 'default_hooks.logger.interval': 1})
 
 
 def distiller_config(teacher_ckpt: str):
@@ -81,7 +71,7 @@ RESUME_OPTIONS = {'randomness.seed': 0, 'randomness.deterministic': True, 'param
 
 @pytest.fixture(scope='module')
 def resume_options(toy_data_root, toy_teacher_ckpt) -> dict:
-    return dict(fast_options(toy_data_root, toy_teacher_ckpt), **RESUME_OPTIONS)
+    return dict(fast_distill_options(toy_data_root, toy_teacher_ckpt), **RESUME_OPTIONS)
 
 
 @pytest.fixture(scope='module')
@@ -178,7 +168,7 @@ def test_failed_checkpoint_write_leaves_the_old_file(tmp_path, monkeypatch):
 def toy_runner(data_root: str, teacher_ckpt: str, work_dir: str, max_iters: int, **changes) -> Runner:
     """An in-process Runner on the demo config (its default_hooks, hence NonFiniteLossHook, included)."""
     cfg = Config.fromfile(TOY_CONFIG)
-    cfg.merge_from_dict(fast_options(data_root, teacher_ckpt))
+    cfg.merge_from_dict(fast_distill_options(data_root, teacher_ckpt))
     cfg.merge_from_dict(dict({'work_dir': work_dir, 'experiment_name': f'reliability_{uuid.uuid4().hex}',
                               'train_cfg.max_iters': max_iters, 'default_hooks.checkpoint.interval': 1}, **changes))
     syncbn_to_bn(cfg.model)

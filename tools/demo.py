@@ -120,7 +120,8 @@ def write_results(path: str, ious: Dict[str, np.ndarray], seconds: Dict[str, flo
              'classes present in the val split, from the predictions `tools/test.py --out` wrote; training time is '
              'the wall time of `tools/train.py`.', '',
              '| model | mIoU | training time (s) |', '|---|---|---|']
-    lines += [f'| {model} | {np.nanmean(values) * 100:.2f} | {seconds[model]:.0f} |' for model, values in ious.items()]
+    lines += [f'| {model} | {np.nanmean(values) * 100:.2f} | '
+              f'{"reused" if np.isnan(seconds[model]) else f"{seconds[model]:.0f}"} |' for model, values in ious.items()]
     lines += ['', '| class | ' + ' | '.join(ious) + ' |', '|---|' + '---|' * len(ious)]
     for index, name in enumerate(CITYSCAPES_CLASSES):
         lines.append(f'| {name} | ' + ' | '.join(
