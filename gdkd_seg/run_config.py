@@ -37,3 +37,15 @@ def prepare_run(cfg: Config, splits: Sequence[str], skip_data_check: bool) -> Co
     if not skip_data_check:
         check_dataset_files(cfg, splits=splits)
     return cfg
+
+
+def close_process_group() -> None:
+    """Tear down the process group a distributed run opened before the interpreter exits.
+
+    MMEngine leaves it open; gloo's background threads then abort the process at exit now and then ("terminate
+    called without an active exception"), failing a run that had finished its work.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

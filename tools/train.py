@@ -8,7 +8,7 @@ import os
 
 import gdkd_seg  # noqa: F401  (registers the toolkit and applies the stack's compatibility fixes)
 from gdkd_seg.compat import init_cpu_distributed
-from gdkd_seg.run_config import load_run_config, prepare_run
+from gdkd_seg.run_config import close_process_group, load_run_config, prepare_run
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
@@ -58,6 +58,7 @@ def main() -> None:
     init_cpu_distributed(cfg)  # a no-op unless build_config adapted a distributed run to CPUs
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    close_process_group()
 
 
 if __name__ == '__main__':
