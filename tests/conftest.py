@@ -13,6 +13,14 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY_SIZE = (64, 128)
 
 
+@pytest.fixture
+def mmseg_scope():
+    """Build MMSeg modules (data preprocessors, heads) by their names, whatever ran before."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield
+
+
 @pytest.fixture(scope='session')
 def toy_data_root(tmp_path_factory) -> str:
     """A 6-train / 2-val toy city at 64x128."""

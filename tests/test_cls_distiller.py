@@ -264,6 +264,8 @@ def test_evaluation_build_needs_no_teacher(cifar_config, image_folder, tiny_teac
     (dict(distill_losses=dict(loss_gdkd=dict(type='GDKDLoss', ignore_index=1))), ValueError,
      'ignore_index=1 is one of'),
     (dict(distill_losses=dict(gdkd=dict(type='GDKDLoss'))), ValueError, "must start with 'loss'"),
+    (dict(distill_losses=dict(loss_gdkd=dict(type='GDKDLoss', k=7))), ValueError,
+     r'distill_losses\.loss_gdkd: k=7 is larger than the number of classes C=6'),
 ])
 def test_bad_distiller_config_fails_before_training(cifar_config, image_folder, tiny_teacher_ckpt, tmp_path, change,
                                                     error, message):

@@ -29,6 +29,7 @@ from gdkd_seg.models import load_teacher_weights
 from mmseg.registry import MODELS
 
 TOY_CONFIG = config_path('demo', 'gdkd_toy.py')
+pytestmark = pytest.mark.usefixtures('mmseg_scope')
 
 
 def distiller_config(teacher_ckpt: str):

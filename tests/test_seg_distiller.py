@@ -5,7 +5,6 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 from conftest import config_path, tiny_data_options, write_teacher_checkpoint
@@ -14,11 +13,7 @@ from gdkd_seg.datasets.checks import check_data_roots
 from mmseg.registry import MODELS
 
 
-@pytest.fixture(autouse=True)
-def mmseg_scope():
-    """Build MMSeg modules (data preprocessors, heads) by their names, whatever ran before."""
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        yield
+pytestmark = pytest.mark.usefixtures('mmseg_scope')
 
 
 def toy_distill_config(data_root: str, teacher_ckpt: str, work_dir: str, max_iters: int = 1) -> Config:

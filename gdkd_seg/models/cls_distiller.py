@@ -13,7 +13,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from ..losses import DKDLoss
-from .distill_losses import build_distill_losses, distill_loss_dict
+from .distill_losses import build_distill_losses, check_class_options, distill_loss_dict
 from .teacher import FrozenTeacherMixin, build_frozen_teacher, teacher_model_config
 
 # Losses that split the classes at the ground-truth label and so need one hard label per image.
@@ -110,6 +110,8 @@ class ClsDistiller(FrozenTeacherMixin, BaseClassifier):
 
         num_classes = getattr(self.student.head, 'num_classes', None)
         self.distill_losses = build_distill_losses(self._without_ignore_index(distill_losses, num_classes), MODELS)
+        if num_classes is not None:
+            check_class_options(self.distill_losses, num_classes)
         # set by DistillWarmupHook; multiplies every distillation loss
         self.distill_weight_factor = 1.0
         self._check_batch_augments()

@@ -80,4 +80,4 @@ def check_class_options(losses: nn.ModuleDict, num_classes: int) -> None:
             value = options.get(key)
             if value is not None and value > num_classes:
                 raise ValueError(f'distill_losses.{name}: {key}={value} is larger than the number of classes '
-                                 f"C={num_classes} of the student's decode head; use {key} <= {num_classes}")
+                                 f"C={num_classes} of the student; use {key} <= {num_classes}")
