@@ -16,10 +16,22 @@ import torch
 import torch.nn.functional as F
 
 import gdkd_seg  # noqa: F401  (registers the losses; makes torchvision importable for mmpretrain)
-from gdkd_seg.losses import (CWDLoss, DKDLoss, GDKD3Loss, GDKDLoss, KDLoss, cwd_loss, dkd_loss, gdkd3_loss,
-                             gdkd_loss, kd_loss)
+from gdkd_seg.losses import (CWDLoss, DKDLoss, GDKD3Loss, GDKDLoss, KDLoss, cpu_kernel, cwd_loss, dkd_loss,
+                             gdkd3_loss, gdkd_loss, kd_loss)
 
 IGNORE = 255
+
+
+@pytest.fixture(autouse=True, params=['kernel', 'pytorch'])
+def implementation(request):
+    """Every test runs on both implementations of the grouped losses: the fused CPU kernel (which must build on the
+    test machine) and the PyTorch one that GPUs use."""
+    if request.param == 'pytorch':
+        with cpu_kernel.switched_off():
+            yield request.param
+    else:
+        assert cpu_kernel.library() is not None, 'the fused CPU kernel did not build (see the warning)'
+        yield request.param
 
 # --------------------------------------------------------------------------------------------------------------
 # Independent reference

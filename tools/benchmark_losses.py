@@ -1,7 +1,8 @@
 """Benchmark ``gdkd_seg.losses.gdkd_loss`` against the naive GDKD form that authors' code typically uses.
 
-Both variants compute GDKD with the defaults (k=3, w0=1, w1=1, w2=2, T=1, all pixels valid). For each size the
-script reports, in the same run:
+All variants compute GDKD with the defaults (k=3, w0=1, w1=1, w2=2, T=1, all pixels valid): ``ours`` as users get
+it (on CPU the fused C kernel, on GPU PyTorch ops), ``ours-pytorch`` our PyTorch implementation on CPU as well
+(what runs where no C compiler is found), and ``naive``. For each size the script reports, in the same run:
 
 * forward+backward time w.r.t. the student logits: median over ``--repeats`` runs after warm-up;
 * peak extra memory of one forward+backward, beyond the inputs that already exist. On CUDA:
@@ -9,7 +10,7 @@ script reports, in the same run:
   allocator events (``profile_memory=True``): every tensor allocation and free made during the call, summed in
   time order, and the maximum of that running sum -- the same quantity as on CUDA, counted in tensor bytes (not
   process RSS, which the allocator's caching and the page cache blur);
-* the largest relative difference between the two losses on tame inputs (logits ~ N(0, 1)), as a check that they
+* the relative difference between ours and naive on tame inputs (logits ~ N(0, 1)), as a check that they
   compute the same function;
 * whether each variant gives a finite loss and gradient on a confident input (teacher and student logits 50*randn):
   the naive form sums probabilities and takes the log, which underflows to log(0) there.
@@ -32,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gdkd_seg.losses import gdkd_loss  # noqa: E402
+from gdkd_seg.losses import cpu_kernel, gdkd_loss  # noqa: E402
 
 PRESETS = {
     'seg19': ('seg C=19, B=8, 64x128', (8, 19, 64, 128)),
@@ -76,7 +77,14 @@ def ours_gdkd(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> tor
     return gdkd_loss(student_logits, teacher_logits, None, k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0)[0]
 
 
-VARIANTS = [('ours', ours_gdkd), ('naive', naive_gdkd)]
+def ours_pytorch_gdkd(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    with cpu_kernel.switched_off():
+        return ours_gdkd(student_logits, teacher_logits)
+
+
+def variants(device: str) -> List[Tuple[str, Callable]]:
+    ours_only = [('ours', ours_gdkd)] if device == 'cuda' else [('ours', ours_gdkd), ('ours-pytorch', ours_pytorch_gdkd)]
+    return ours_only + [('naive', naive_gdkd)]
 
 
 def parse_size(spec: str) -> Tuple[str, Tuple[int, ...]]:
@@ -195,18 +203,27 @@ def main(argv=None) -> None:
     memory_method = ('torch.cuda.max_memory_allocated minus allocated before the call' if args.device == 'cuda' else
                      'PyTorch profiler allocator events (profile_memory=True): peak of the running sum of tensor '
                      'allocations/frees during the call')
-    print(f'# GDKD loss benchmark: ours (gdkd_seg.losses.gdkd_loss) vs naive (probabilities summed and logged, '
-          f'-1000 masks)\n')
-    print(f'- device: {device_name}; torch {torch.__version__}; float32 logits; GDKD k=3, w=(1, 1, 2), T=1')
+    runs = variants(args.device)
+    if args.device == 'cpu':
+        lib = cpu_kernel.library()
+        kernel = f'fused C kernel {lib._name}' if lib is not None else 'NOT BUILT (ours = ours-pytorch)'
+    else:
+        kernel = 'none on GPU (ours = PyTorch ops)'
+    print('# GDKD loss benchmark: ours (gdkd_seg.losses.gdkd_loss) vs naive (probabilities summed and logged, '
+          '-1000 masks)\n')
+    print(f'- device: {device_name}; torch {torch.__version__}; float32 logits; GDKD k=3, w=(1, 1, 2), T=1; '
+          f'kernel: {kernel}')
     print(f'- time: forward+backward w.r.t. the student, median of {args.repeats} runs after {args.warmup} warm-up, '
-          f'the two variants alternating' + (f'; load average at start {os.getloadavg()[0]:.2f} '
-                                              f'(other processes share the CPU: times are noisy)'
-                                              if args.device == 'cpu' and hasattr(os, 'getloadavg') else ''))
+          f'the variants alternating' + (f'; load average at start {os.getloadavg()[0]:.2f} '
+                                         f'(other processes share the CPU: times are noisy)'
+                                         if args.device == 'cpu' and hasattr(os, 'getloadavg') else ''))
     print(f'- peak extra memory: {memory_method}; inputs (student, teacher) not counted, student grad counted')
-    print('- rel diff: |ours - naive| / |naive| on logits ~ N(0, 1); finite @50: loss and gradient finite on '
-          'teacher and student logits 50*randn\n')
-    header = ['size', 'logits', 'ours ms', 'naive ms', 'speed-up', 'ours peak MiB', 'naive peak MiB',
-              'memory ratio (naive/ours)', 'rel diff', 'ours finite @50', 'naive finite @50']
+    print('- speed-up and memory ratio: naive / ours; rel diff: |ours - naive| / |naive| on logits ~ N(0, 1); '
+          'finite @50: loss and gradient finite on teacher and student logits 50*randn\n')
+    names = [name for name, _ in runs]
+    header = (['size', 'logits'] + [f'{name} ms' for name in names] + ['speed-up']
+              + [f'{name} peak MiB' for name in names] + ['memory ratio', 'rel diff']
+              + [f'{name} finite @50' for name in names])
     print('| ' + ' | '.join(header) + ' |')
     print('|' + '|'.join(['---'] * len(header)) + '|')
     for label, shape in sizes:
@@ -215,19 +232,16 @@ def main(argv=None) -> None:
             ours_value = ours_gdkd(student, teacher)
             naive_value = naive_gdkd(student, teacher)
         rel_diff = float((ours_value - naive_value).abs() / naive_value.abs())
-        ms = time_ms(VARIANTS, student, teacher, args.device, args.repeats, args.warmup)
-        mem = {name: peak_extra_bytes(fn, student, teacher, args.device) for name, fn in VARIANTS}
-        finite = {name: finite_on_confident(fn, shape, args.device) for name, fn in VARIANTS}
+        ms = time_ms(runs, student, teacher, args.device, args.repeats, args.warmup)
+        mem = {name: peak_extra_bytes(fn, student, teacher, args.device) for name, fn in runs}
+        finite = {name: finite_on_confident(fn, shape, args.device) for name, fn in runs}
         logits_mib = student.numel() * student.element_size() / 2 ** 20
-        row = [
-            label, f'{tuple(shape)} {logits_mib:.1f} MiB', f'{ms["ours"]:.1f}', f'{ms["naive"]:.1f}',
-            f'{ms["naive"] / ms["ours"]:.2f}x', f'{mem["ours"] / 2 ** 20:.1f}', f'{mem["naive"] / 2 ** 20:.1f}',
-            f'{mem["naive"] / max(mem["ours"], 1):.2f}x', f'{rel_diff:.1e}', 'yes' if finite['ours'] else 'NO',
-            'yes' if finite['naive'] else 'NO'
-        ]
+        row = ([label, f'{tuple(shape)} {logits_mib:.1f} MiB'] + [f'{ms[name]:.1f}' for name in names]
+               + [f'{ms["naive"] / ms["ours"]:.2f}x'] + [f'{mem[name] / 2 ** 20:.1f}' for name in names]
+               + [f'{mem["naive"] / max(mem["ours"], 1):.2f}x', f'{rel_diff:.1e}']
+               + ['yes' if finite[name] else 'NO' for name in names])
         print('| ' + ' | '.join(row) + ' |', flush=True)
         del student, teacher
-
 
 if __name__ == '__main__':
     main()

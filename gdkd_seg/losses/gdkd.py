@@ -8,9 +8,15 @@ with p = softmax(z / T), b the probability mass of each group and p^g the distri
 partition differs: GDKD splits off the teacher's top-k (or top-p) classes, GDKD3 splits those again into the
 top-1 and the rest of the top-k, DKD splits off the ground-truth class, KD keeps a single group.
 
-Logits are first laid out as rows, one pixel per row ``(pixels, classes)``, so that every class-dim operation runs
-on contiguous memory. A partition is given by a few "head" classes per pixel (``head_indices``, with the group of each in
-``head_groups``); every other class, the tail, belongs to the last group. Numerics:
+A partition is given by a few "head" classes per pixel -- the teacher's top-k, each in the group of its rank, or
+explicit ``head_indices`` with the group of each in ``head_groups`` -- and every other class, the tail, belongs to
+the last group. Two implementations compute it, tested against the same float64 reference:
+
+* on CPU, a fused C kernel (``grouped_kl.c``, built on first use by ``cpu_kernel.py``): one pass per pixel straight
+  from the ``(B, C, H, W)`` layout, the student gradient written in the same pass;
+* elsewhere (GPU, or no C compiler), ``_GroupedKL`` below, in PyTorch ops on one row per pixel.
+
+Numerics, the same in both:
 
 * group log-masses are log-sum-exps: over the few head logits directly, and over the tail as
   ``max + log Σ exp(z − max)`` with the tail's own maximum, so a confident teacher (logits of 30+, masses of 1e-20
@@ -19,14 +25,16 @@ on contiguous memory. A partition is given by a few "head" classes per pixel (``
   before subtracting, so a large common offset between teacher and student logits cancels exactly;
 * the student gradient has a closed form per class i in group g,
   ``∂L/∂s_i = T² · [w_mass · q_s(i)·(b_s(g) − b_t(g)) + w_g · (q_s(i) − q_t(i))]``, recomputed in backward from
-  the inputs and a few per-pixel statistics, so no (pixels × classes) tensor is kept between forward and backward.
+  the inputs and a few per-pixel statistics (PyTorch), or written during forward (kernel: the gradient is
+  backward's output anyway, so keeping it costs no more memory than recomputing it).
 """
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from .inputs import mean_over_valid, pixel_rows, to_compute_dtype
+from . import cpu_kernel
+from .inputs import check_inputs, mean_over_valid, to_compute_dtype
 
 NEG_INF = float('-inf')
 
@@ -136,29 +144,84 @@ class _GroupedKL(torch.autograd.Function):
         return grad.to(student_logits.dtype), None, None, None, None, None, None
 
 
-def grouped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, head_indices: Tensor, head_groups: Tensor,
-                    valid: Optional[Tensor], mass_weight: float, group_weights: Sequence[float],
-                    temperature: float) -> Tuple[Tensor, Tensor, Tensor]:
+class _FusedGroupedKL(torch.autograd.Function):
+    """The CPU kernel: forward returns the per-pixel loss and keeps its student gradient for backward."""
+
+    @staticmethod
+    def forward(ctx, student_logits: Tensor, teacher_logits: Tensor, valid: Optional[Tensor], partition: dict,
+                group_weights: Sequence[float], mass_weight: float, temperature: float) -> Tuple[Tensor, Tensor, Tensor]:
+        total, kl_mass, kl_groups, grad = cpu_kernel.grouped_kl(
+            to_compute_dtype(student_logits), teacher_logits, group_weights, mass_weight, temperature, valid=valid,
+            with_grad=ctx.needs_input_grad[0], **partition)
+        ctx.save_for_backward(grad)
+        ctx.student_dtype = student_logits.dtype
+        ctx.mark_non_differentiable(kl_mass, kl_groups)
+        return total, kl_mass, kl_groups
+
+    @staticmethod
+    def backward(ctx, grad_total: Tensor, *unused_part_grads):
+        grad, = ctx.saved_tensors
+        grad = grad * grad_total.unsqueeze(1).to(grad.dtype)
+        return grad.to(ctx.student_dtype), None, None, None, None, None, None
+
+
+def _rows(tensor: Tensor) -> Tensor:
+    """``(B, C, *spatial)`` as one row per pixel ``(P, C)``."""
+    return tensor.movedim(1, -1).reshape(-1, tensor.shape[1]) if tensor.dim() > 2 else tensor
+
+
+def _grouped_kl_torch(student_logits: Tensor, teacher_logits: Tensor, partition: dict,
+                      group_weights: Sequence[float], mass_weight: float,
+                      temperature: float) -> Tuple[Tensor, Tensor, Tensor]:
+    """``_GroupedKL`` on pixel rows, with the outputs shaped as the kernel's."""
+    pixel_shape = (student_logits.shape[0], *student_logits.shape[2:])
+    teacher_rows = _rows(teacher_logits)
+    if partition.get('head_indices') is None:
+        rank_groups = torch.tensor(partition['rank_groups'], dtype=torch.long, device=teacher_rows.device)
+        head_indices = teacher_rows.topk(partition['top_k'], dim=1, sorted=bool(rank_groups.unique().numel() > 1))[1]
+        head_groups = rank_groups.expand_as(head_indices)
+    else:
+        head_indices, head_groups = _rows(partition['head_indices']), _rows(partition['head_groups'])
+    weights = torch.tensor(list(group_weights), dtype=torch.float64, device=student_logits.device)
+    total, kl_mass, kl_groups = _GroupedKL.apply(_rows(student_logits), teacher_rows, head_indices, head_groups,
+                                                 weights, float(mass_weight), float(temperature))
+    return total.view(pixel_shape), kl_mass.view(pixel_shape), kl_groups.t().reshape(-1, *pixel_shape)
+
+
+def grouped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, valid: Optional[Tensor], mass_weight: float,
+                    group_weights: Sequence[float], temperature: float, head_indices: Optional[Tensor] = None,
+                    head_groups: Optional[Tensor] = None, top_k: int = 0,
+                    rank_groups: Sequence[int] = ()) -> Tuple[Tensor, Tensor, Tensor]:
     """Mean over valid pixels of the grouped KD loss for a given class partition.
 
     Args:
         student_logits: ``(B, C, h, w)`` or ``(N, C)``.
-        teacher_logits: same shape (already checked and resized).
-        head_indices: ``(B, k, h, w)`` / ``(N, k)`` distinct class indices placed in groups explicitly.
-        head_groups: same shape: the group (``0 .. m-1``) of each head class. All other classes are in group m-1.
-        valid: boolean mask of pixels that count, or None for all.
+        teacher_logits: same shape (already checked, resized and detached).
+        valid: boolean mask ``(B, h, w)`` / ``(N,)`` of pixels that count, or None for all.
         mass_weight: weight of the KL between group masses.
         group_weights: ``m`` weights of the within-group KLs.
         temperature: softmax temperature T.
+        head_indices: ``(B, k, h, w)`` / ``(N, k)`` distinct class indices placed in groups explicitly, with
+        head_groups: the group (``0 .. m-1``) of each; or None, and then
+        top_k, rank_groups: the head is the teacher's ``top_k`` classes, its j-th largest in group ``rank_groups[j]``.
+            All other classes are in group m-1.
 
     Returns:
         ``(loss, kl_mass, kl_groups)``: the scalar loss, the mean group-mass KL and the mean within-group KL of each
         group ``(m,)``; the last two unweighted and detached.
     """
-    weights = torch.tensor(list(group_weights), dtype=torch.float64, device=student_logits.device)
-    total, kl_mass, kl_groups = _GroupedKL.apply(student_logits, teacher_logits, head_indices, head_groups, weights,
-                                                 float(mass_weight), float(temperature))
-    kl_groups = torch.stack([mean_over_valid(kl_group, valid) for kl_group in kl_groups.unbind(1)])
+    if head_indices is None:
+        partition = dict(top_k=top_k, rank_groups=tuple(rank_groups))
+    else:
+        partition = dict(head_indices=head_indices, head_groups=head_groups.long())
+    if cpu_kernel.supports(student_logits):
+        total, kl_mass, kl_groups = _FusedGroupedKL.apply(student_logits, teacher_logits, valid, partition,
+                                                          tuple(group_weights), float(mass_weight),
+                                                          float(temperature))
+    else:
+        total, kl_mass, kl_groups = _grouped_kl_torch(student_logits, teacher_logits, partition, group_weights,
+                                                      mass_weight, temperature)
+    kl_groups = torch.stack([mean_over_valid(kl_group, valid) for kl_group in kl_groups])
     return mean_over_valid(total, valid), mean_over_valid(kl_mass, valid), kl_groups
 
 
@@ -205,18 +268,17 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
         check_options(k, temperature, partition=partition, num_classes=num_classes)
     else:
         check_options(k_max, temperature, top_p, partition, num_classes, k_name='k_max')
-    student_logits, teacher_logits, _, valid = pixel_rows(student_logits, teacher_logits, gt, ignore_index)
+    student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index)
     if partition == 'topk':
-        head_indices = teacher_logits.topk(k, dim=1, sorted=False).indices
-        head_groups = torch.zeros_like(head_indices)
+        partition_args = dict(top_k=k, rank_groups=[0] * k)
     else:
         scaled_teacher = to_compute_dtype(teacher_logits) / temperature
         top_logits, head_indices = scaled_teacher.topk(k_max or num_classes, dim=1)
         top_probs = (top_logits - scaled_teacher.logsumexp(1, keepdim=True)).exp()
         # a class joins K while the mass of the classes ranked above it is still below top_p
-        head_groups = ((top_probs.cumsum(1) - top_probs) >= top_p).long()
-    loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, head_indices, head_groups, valid, w0,
-                                               (w1, w2), temperature)
+        partition_args = dict(head_indices=head_indices, head_groups=((top_probs.cumsum(1) - top_probs) >= top_p))
+    loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, w0, (w1, w2), temperature,
+                                               **partition_args)
     return loss, dict(kl_mass=kl_mass, kl_top=kl_groups[0], kl_other=kl_groups[1])
 
 
@@ -236,12 +298,9 @@ def gdkd3_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tens
         ``(loss, parts)`` with parts ``kl_mass``, ``kl_mid``, ``kl_other``.
     """
     check_options(k, temperature, num_classes=student_logits.shape[1])
-    student_logits, teacher_logits, _, valid = pixel_rows(student_logits, teacher_logits, gt, ignore_index)
-    head_indices = teacher_logits.topk(k, dim=1).indices
-    head_groups = torch.ones_like(head_indices)
-    head_groups[:, 0] = 0
-    loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, head_indices, head_groups, valid, w0,
-                                               (0.0, w1, w2), temperature)
+    student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index)
+    loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, w0, (0.0, w1, w2), temperature,
+                                               top_k=k, rank_groups=[0] + [1] * (k - 1))
     return loss, dict(kl_mass=kl_mass, kl_mid=kl_groups[1], kl_other=kl_groups[2])
 
 
@@ -257,11 +316,10 @@ def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Tensor, alpha: 
     if gt is None:
         raise ValueError('dkd_loss needs gt: DKD splits the classes at the ground-truth label')
     check_options(temperature=temperature)
-    student_logits, teacher_logits, labels, valid = pixel_rows(student_logits, teacher_logits, gt, ignore_index)
+    student_logits, teacher_logits, labels, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index)
     head_indices = labels.unsqueeze(1)
-    loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, head_indices,
-                                               torch.zeros_like(head_indices), valid, alpha, (0.0, beta),
-                                               temperature)
+    loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, alpha, (0.0, beta), temperature,
+                                               head_indices=head_indices, head_groups=torch.zeros_like(head_indices))
     return loss, dict(kl_mass=kl_mass, kl_other=kl_groups[1])
 
 
@@ -273,8 +331,6 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor]
         ``(loss, parts)`` with part ``kl``.
     """
     check_options(temperature=temperature)
-    student_logits, teacher_logits, _, valid = pixel_rows(student_logits, teacher_logits, gt, ignore_index)
-    no_head = teacher_logits.new_zeros((teacher_logits.shape[0], 0), dtype=torch.long)
-    loss, _, kl_groups = grouped_kd_loss(student_logits, teacher_logits, no_head, no_head, valid, 0.0, (1.0,),
-                                         temperature)
+    student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index)
+    loss, _, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, 0.0, (1.0,), temperature)
     return loss, dict(kl=kl_groups[0])

@@ -71,28 +71,16 @@ def labels_and_valid(gt: Optional[Tensor], logits: Tensor,
     return gt.masked_fill(~valid, 0), valid
 
 
-def pixel_rows(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor],
-               ignore_index: int) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
-    """Check a logit pair and lay it out as one row per pixel.
-
-    Args:
-        student_logits: ``(B, C, h, w)`` or ``(N, C)``.
-        teacher_logits: ``(B, C, H, W)`` or ``(N, C)``.
-        gt: labels (see :func:`labels_and_valid`) or None.
-        ignore_index: label of pixels left out of the loss.
+def check_inputs(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor],
+                 ignore_index: int) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+    """Check a logit pair and its labels: :func:`check_logits` then :func:`labels_and_valid`.
 
     Returns:
-        ``(student_rows, teacher_rows, labels, valid)``: ``(P, C)`` logits (the teacher's resized and detached),
-        and ``(P,)`` labels and valid mask (None without ``gt``).
+        ``(student_logits, teacher_logits, labels, valid)``: the teacher's logits resized and detached; labels and
+        valid mask shaped like the logits without the class dim (None without ``gt``).
     """
     teacher_logits = check_logits(student_logits, teacher_logits)
     labels, valid = labels_and_valid(gt, student_logits, ignore_index)
-    if student_logits.dim() == 4:
-        num_classes = student_logits.shape[1]
-        student_logits = student_logits.movedim(1, -1).reshape(-1, num_classes)
-        teacher_logits = teacher_logits.movedim(1, -1).reshape(-1, num_classes)
-        if gt is not None:
-            labels, valid = labels.reshape(-1), valid.reshape(-1)
     return student_logits, teacher_logits, labels, valid
 
 

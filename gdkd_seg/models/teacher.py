@@ -9,7 +9,6 @@ import socket
 import urllib.error
 from typing import Optional, Union
 
-import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import Registry
 from mmengine.runner import CheckpointLoader
