@@ -9,6 +9,8 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.8',
     packages=find_packages(include=['gdkd_seg', 'gdkd_seg.*']),
+    # the CPU kernel's source, compiled on first use (gdkd_seg/losses/cpu_kernel.py)
+    package_data={'gdkd_seg.losses': ['grouped_kl.c']},
     install_requires=[
         'torch>=1.13',
         'mmengine>=0.10.0,<1.0.0',

@@ -83,8 +83,8 @@ def ours_pytorch_gdkd(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
 
 def variants(device: str) -> List[Tuple[str, Callable]]:
-    ours_only = [('ours', ours_gdkd)] if device == 'cuda' else [('ours', ours_gdkd), ('ours-pytorch', ours_pytorch_gdkd)]
-    return ours_only + [('naive', naive_gdkd)]
+    ours = [('ours', ours_gdkd)] + ([('ours-pytorch', ours_pytorch_gdkd)] if device == 'cpu' else [])
+    return ours + [('naive', naive_gdkd)]
 
 
 def parse_size(spec: str) -> Tuple[str, Tuple[int, ...]]:

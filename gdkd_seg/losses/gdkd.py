@@ -12,8 +12,8 @@ A partition is given by a few "head" classes per pixel -- the teacher's top-k, e
 explicit ``head_indices`` with the group of each in ``head_groups`` -- and every other class, the tail, belongs to
 the last group. Two implementations compute it, tested against the same float64 reference:
 
-* on CPU, a fused C kernel (``grouped_kl.c``, built on first use by ``cpu_kernel.py``): one pass per pixel straight
-  from the ``(B, C, H, W)`` layout, the student gradient written in the same pass;
+* on CPU, a fused C kernel (``grouped_kl.c``, built on first use by ``cpu_kernel.py``): 64 pixels at a time
+  straight from the ``(B, C, H, W)`` layout, the student gradient written in the same pass;
 * elsewhere (GPU, or no C compiler), ``_GroupedKL`` below, in PyTorch ops on one row per pixel.
 
 Numerics, the same in both:
@@ -149,7 +149,8 @@ class _FusedGroupedKL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, student_logits: Tensor, teacher_logits: Tensor, valid: Optional[Tensor], partition: dict,
-                group_weights: Sequence[float], mass_weight: float, temperature: float) -> Tuple[Tensor, Tensor, Tensor]:
+                group_weights: Sequence[float], mass_weight: float,
+                temperature: float) -> Tuple[Tensor, Tensor, Tensor]:
         total, kl_mass, kl_groups, grad = cpu_kernel.grouped_kl(
             to_compute_dtype(student_logits), teacher_logits, group_weights, mass_weight, temperature, valid=valid,
             with_grad=ctx.needs_input_grad[0], **partition)

@@ -41,12 +41,13 @@ typedef struct {
 } GroupedKLArgs;
 
 #define BLOCK 64  /* pixels handled together */
-#define TAIL_CLASS -1
+#define IN_TAIL -1  /* head_group of an explicit head slot that belongs to the tail (top-p past its cut) */
 
 #if EXP_IS_FAST
 /* exp(x) for x <= 0 (the only arguments here: logits minus their group's maximum), branch-free so that loops
- * vectorise: x = n·ln2 + r with |r| <= ln2/2, exp(r) by its degree-7 Taylor polynomial (relative error < 3e-8
- * there), 2^n from the exponent bits; 0 below the float32 normal range (a relative mass < 1e-38); NaN stays NaN. */
+ * vectorise (libm's expf is a call they cannot): x = n·ln2 + r with |r| <= ln2/2, exp(r) by its degree-7 Taylor
+ * polynomial (truncation error < 1e-8, a few float32 ulps in all), 2^n from the exponent bits; 0 below the
+ * float32 normal range (a mass < 1e-38 of the group's largest); NaN stays NaN. */
 static inline float fast_exp(float x) {
     float n = (float)-(int32_t)(0.5f - x * 1.44269504f);
     float r = (x - n * 0.693145752f) - n * 1.42860677e-6f;
@@ -65,7 +66,7 @@ typedef struct {
     SCALAR *penalty;                    /* (C, BLOCK): -inf at head classes, 0 at tail classes */
     SCALAR *exp_teacher, *exp_student;  /* (C, BLOCK): exp(z/T − tail max) at tail classes, 0 at head classes */
     int32_t *head_class;                /* (k, BLOCK) */
-    int32_t *head_group;                /* (k, BLOCK): group of each head slot; TAIL_CLASS for a tail class */
+    int32_t *head_group;                /* (k, BLOCK): group of each head slot, or IN_TAIL */
     SCALAR *head_exp_teacher, *head_exp_student, *top_value;  /* (k, BLOCK) */
 } Scratch;
 
@@ -87,7 +88,7 @@ static void FN(find_heads)(const GroupedKLArgs *a, Scratch *w, const SCALAR *tea
             const int64_t *groups = a->head_groups + (image * k + j) * plane + pixel;
             for (int64_t i = 0; i < n; ++i) {
                 w->head_class[j * BLOCK + i] = (int32_t)classes[i];
-                w->head_group[j * BLOCK + i] = groups[i] == tail ? TAIL_CLASS : (int32_t)groups[i];
+                w->head_group[j * BLOCK + i] = groups[i] == tail ? IN_TAIL : (int32_t)groups[i];
             }
         }
     } else if (k > 0) {
@@ -133,14 +134,14 @@ static void FN(find_heads)(const GroupedKLArgs *a, Scratch *w, const SCALAR *tea
                 }
             }
         for (int64_t j = 0; j < k; ++j) {
-            int32_t group = a->rank_groups[j] == tail ? TAIL_CLASS : (int32_t)a->rank_groups[j];
+            int32_t group = a->rank_groups[j] == tail ? IN_TAIL : (int32_t)a->rank_groups[j];
             for (int64_t i = 0; i < n; ++i) w->head_group[j * BLOCK + i] = group;
         }
     }
     memset(w->penalty, 0, sizeof(SCALAR) * C * BLOCK);
     for (int64_t j = 0; j < k; ++j)
         for (int64_t i = 0; i < n; ++i)
-            if (w->head_group[j * BLOCK + i] != TAIL_CLASS)
+            if (w->head_group[j * BLOCK + i] != IN_TAIL)
                 w->penalty[w->head_class[j * BLOCK + i] * BLOCK + i] = -INFINITY;
 }
 
@@ -192,7 +193,7 @@ static void FN(head_sums)(const GroupedKLArgs *a, Scratch *w, GroupStats *st, co
     for (int64_t slot = 0; slot < k * BLOCK; slot += BLOCK)
         for (int64_t i = 0; i < n; ++i) {
             const int64_t g = w->head_group[slot + i], c = w->head_class[slot + i];
-            if (g == TAIL_CLASS) continue;
+            if (g == IN_TAIL) continue;
             SCALAR zt = teacher[c * plane + i] * inv_t, zs = student[c * plane + i] * inv_t;
             st->max_t[g][i] = zt > st->max_t[g][i] ? zt : st->max_t[g][i];
             st->max_s[g][i] = zs > st->max_s[g][i] ? zs : st->max_s[g][i];
@@ -200,7 +201,7 @@ static void FN(head_sums)(const GroupedKLArgs *a, Scratch *w, GroupStats *st, co
     for (int64_t slot = 0; slot < k * BLOCK; slot += BLOCK)
         for (int64_t i = 0; i < n; ++i) {
             const int64_t j = slot + i, g = w->head_group[j], c = w->head_class[j];
-            if (g == TAIL_CLASS) continue;
+            if (g == IN_TAIL) continue;
             SCALAR shifted_t = teacher[c * plane + i] * inv_t - st->max_t[g][i];
             SCALAR shifted_s = student[c * plane + i] * inv_t - st->max_s[g][i];
             SCALAR et = EXP(shifted_t), es = EXP(shifted_s);
@@ -283,7 +284,7 @@ static void FN(run_block)(const GroupedKLArgs *a, Scratch *w, GroupStats *st, in
         }
     for (int64_t slot = 0; slot < k * BLOCK; slot += BLOCK)
         for (int64_t i = 0; i < n; ++i)
-            if (w->head_group[slot + i] != TAIL_CLASS) {
+            if (w->head_group[slot + i] != IN_TAIL) {
                 ++st->count[w->head_group[slot + i]][i];
                 --st->count[tail][i];
             }
@@ -303,7 +304,7 @@ static void FN(run_block)(const GroupedKLArgs *a, Scratch *w, GroupStats *st, in
     for (int64_t slot = 0; slot < k * BLOCK; slot += BLOCK)
         for (int64_t i = 0; i < n; ++i) {
             const int64_t j = slot + i, g = w->head_group[j];
-            if (g == TAIL_CLASS) continue;
+            if (g == IN_TAIL) continue;
             grad[w->head_class[j] * plane + i] =
                 st->coef_s[g][i] * w->head_exp_student[j] + st->coef_t[g][i] * w->head_exp_teacher[j];
         }
