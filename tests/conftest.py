@@ -53,6 +53,19 @@ def fast_distill_options(data_root: str, teacher_ckpt: str, **extra) -> dict:
         'train_cfg.val_interval': 1000, 'default_hooks.logger.interval': 1}, **extra)
 
 
+def assert_student_trained_teacher_frozen(distiller, student_before: dict, teacher_before: dict,
+                                          head: str) -> None:
+    """After training steps: the student's backbone and ``head`` weights changed; the teacher's did not, it has no
+    gradients, does not train, and stays in eval mode."""
+    changed = [key for key, value in distiller.student.state_dict().items()
+               if value.dtype.is_floating_point and not torch.equal(value, student_before[key])]
+    assert any('backbone' in key for key in changed) and any(head in key for key in changed)
+    for key, value in distiller.teacher.state_dict().items():
+        assert torch.equal(value, teacher_before[key]), f'teacher {key} changed'
+    assert all(param.grad is None and not param.requires_grad for param in distiller.teacher.parameters())
+    assert not distiller.teacher.training
+
+
 def write_teacher_checkpoint(model_cfg: dict, path: str, seed: int = 0) -> str:
     """Build a teacher from ``model_cfg`` with random weights and save an MMSeg-style checkpoint."""
     from mmseg.registry import MODELS

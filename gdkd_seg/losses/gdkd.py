@@ -178,9 +178,9 @@ def _grouped_kl_torch(student_logits: Tensor, teacher_logits: Tensor, partition:
     pixel_shape = (student_logits.shape[0], *student_logits.shape[2:])
     teacher_rows = _rows(teacher_logits)
     if partition.get('head_indices') is None:
-        rank_groups = torch.tensor(partition['rank_groups'], dtype=torch.long, device=teacher_rows.device)
-        head_indices = teacher_rows.topk(partition['top_k'], dim=1, sorted=bool(rank_groups.unique().numel() > 1))[1]
-        head_groups = rank_groups.expand_as(head_indices)
+        rank_groups = partition['rank_groups']
+        head_indices = teacher_rows.topk(partition['top_k'], dim=1, sorted=len(set(rank_groups)) > 1)[1]
+        head_groups = torch.tensor(rank_groups, dtype=torch.long, device=teacher_rows.device).expand_as(head_indices)
     else:
         head_indices, head_groups = _rows(partition['head_indices']), _rows(partition['head_groups'])
     weights = torch.tensor(list(group_weights), dtype=torch.float64, device=student_logits.device)
