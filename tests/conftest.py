@@ -2,8 +2,13 @@
 import os
 import os.path as osp
 
-import pytest
-import torch
+# The losses' Triton kernel is tested on CPU tensors through Triton's interpreter, which must be chosen before
+# triton is first imported. TRITON_INTERPRET=0 (on a GPU machine) tests the compiled kernel on CUDA tensors
+# instead (tests/test_kernels.py).
+os.environ.setdefault('TRITON_INTERPRET', '1')
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 import gdkd_seg  # noqa: F401  (registers the toolkit before any MMSeg import)
 from gdkd_seg.datasets import make_toy_cityscapes

@@ -17,17 +17,21 @@ import torch.nn.functional as F
 
 import gdkd_seg  # noqa: F401  (registers the losses; makes torchvision importable for mmpretrain)
 from gdkd_seg.losses import (CWDLoss, DKDLoss, GDKD3Loss, GDKDLoss, KDLoss, cpu_kernel, cwd_loss, dkd_loss,
-                             gdkd3_loss, gdkd_loss, kd_loss)
+                             gdkd3_loss, gdkd_loss, kd_loss, triton_kernel)
 
 IGNORE = 255
 
 
-@pytest.fixture(autouse=True, params=['kernel', 'pytorch'])
+@pytest.fixture(autouse=True, params=['kernel', 'pytorch', 'triton'])
 def implementation(request):
-    """Every test runs on both implementations of the grouped losses: the fused CPU kernel (which must build on the
-    test machine) and the PyTorch one that GPUs use."""
+    """Every test runs on the three implementations of the grouped losses: the fused CPU kernel (which must build
+    on the test machine), the PyTorch one, and the Triton kernel that GPUs run (here through Triton's
+    interpreter on CPU tensors)."""
     if request.param == 'pytorch':
         with cpu_kernel.switched_off():
+            yield request.param
+    elif request.param == 'triton':
+        with triton_kernel.interpreted_on_cpu():
             yield request.param
     else:
         assert cpu_kernel.library() is not None, 'the fused CPU kernel did not build (see the warning)'

@@ -1,8 +1,8 @@
 """Benchmark ``gdkd_seg.losses.gdkd_loss`` against the naive GDKD form that authors' code typically uses.
 
 All variants compute GDKD with the defaults (k=3, w0=1, w1=1, w2=2, T=1, all pixels valid): ``ours`` as users get
-it (on CPU the fused C kernel, on GPU PyTorch ops), ``ours-pytorch`` our PyTorch implementation on CPU as well
-(what runs where no C compiler is found), and ``naive``. For each size the script reports, in the same run:
+it (on CPU the fused C kernel, on GPU the fused Triton kernel), ``ours-pytorch`` our PyTorch implementation (what
+runs where neither kernel can), and ``naive``. For each size the script reports, in the same run:
 
 * forward+backward time w.r.t. the student logits: median over ``--repeats`` runs after warm-up;
 * peak extra memory of one forward+backward, beyond the inputs that already exist. On CUDA:
@@ -18,8 +18,9 @@ it (on CPU the fused C kernel, on GPU PyTorch ops), ``ours-pytorch`` our PyTorch
 Usage::
 
     python tools/benchmark_losses.py                       # CPU, the three default sizes
-    python tools/benchmark_losses.py --device cuda         # adds the Cityscapes training size
+    python tools/benchmark_losses.py --device cuda         # adds B=2 and the Cityscapes training size
     python tools/benchmark_losses.py --sizes seg19,19x16x128x256,1000x512 --repeats 20
+    python tools/benchmark_losses.py --device cuda --launch-sweep 1024x4 2048x4 4096x8   # Triton tile x warps
 """
 import argparse
 import os
@@ -33,15 +34,16 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gdkd_seg.losses import cpu_kernel, gdkd_loss  # noqa: E402
+from gdkd_seg.losses import cpu_kernel, gdkd_loss, triton_kernel  # noqa: E402
 
 PRESETS = {
+    'seg19b2': ('seg C=19, B=2, 64x128', (2, 19, 64, 128)),
     'seg19': ('seg C=19, B=8, 64x128', (8, 19, 64, 128)),
     'seg150': ('seg C=150, B=8, 64x64', (8, 150, 64, 64)),
     'cls1000': ('cls C=1000, N=512', (512, 1000)),
     'city': ('Cityscapes train C=19, B=16, 128x256', (16, 19, 128, 256)),
 }
-DEFAULT_SIZES = {'cpu': 'seg19,seg150,cls1000', 'cuda': 'seg19,seg150,cls1000,city'}
+DEFAULT_SIZES = {'cpu': 'seg19,seg150,cls1000', 'cuda': 'seg19b2,seg19,seg150,cls1000,city'}
 
 
 def naive_gdkd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, k: int = 3, w0: float = 1.0,
@@ -78,13 +80,39 @@ def ours_gdkd(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> tor
 
 
 def ours_pytorch_gdkd(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-    with cpu_kernel.switched_off():
+    with cpu_kernel.switched_off(), triton_kernel.switched_off():
         return ours_gdkd(student_logits, teacher_logits)
 
 
-def variants(device: str) -> List[Tuple[str, Callable]]:
-    ours = [('ours', ours_gdkd)] + ([('ours-pytorch', ours_pytorch_gdkd)] if device == 'cpu' else [])
-    return ours + [('naive', naive_gdkd)]
+def variants() -> List[Tuple[str, Callable]]:
+    return [('ours', ours_gdkd), ('ours-pytorch', ours_pytorch_gdkd), ('naive', naive_gdkd)]
+
+
+def parse_launch(spec: str) -> Tuple[int, int]:
+    """``TILExWARPS`` for --launch-sweep."""
+    try:
+        tile, warps = (int(part) for part in spec.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'--launch-sweep: {spec!r} is not TILExWARPS, e.g. 2048x4') from None
+    return tile, warps
+
+
+def launch_sweep(launches: List[Tuple[int, int]], sizes, device: str, repeats: int, warmup: int) -> None:
+    """Time ``ours`` (the Triton kernel) under each tile size and warp count: the table that set LAUNCH."""
+    default = dict(triton_kernel.LAUNCH)
+    print('\n## Triton launch sweep (ours ms, forward+backward, median)\n')
+    print('| size | ' + ' | '.join(f'tile {t}, {w} warps' for t, w in launches) + ' |')
+    print('|' + '|'.join(['---'] * (len(launches) + 1)) + '|')
+    try:
+        for label, shape in sizes:
+            student, teacher = make_inputs(shape, 1.0, device)
+            row = []
+            for tile, warps in launches:
+                triton_kernel.LAUNCH.update(tile=tile, num_warps=warps)
+                row.append(time_ms([('ours', ours_gdkd)], student, teacher, device, repeats, warmup)['ours'])
+            print(f'| {label} | ' + ' | '.join(f'{ms:.3f}' for ms in row) + ' |', flush=True)
+    finally:
+        triton_kernel.LAUNCH.update(default)
 
 
 def parse_size(spec: str) -> Tuple[str, Tuple[int, ...]]:
@@ -190,6 +218,8 @@ def main(argv=None) -> None:
                         help='comma-separated presets (' + ', '.join(PRESETS) + '), CxBxHxW or CxN; default: '
                         + '; '.join(f'{d}: {s}' for d, s in DEFAULT_SIZES.items()))
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads on CPU')
+    parser.add_argument('--launch-sweep', type=parse_launch, nargs='+', metavar='TILExWARPS',
+                        help='on CUDA, also time the Triton kernel at these tile sizes and warp counts')
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: CUDA is not available')
@@ -203,12 +233,15 @@ def main(argv=None) -> None:
     memory_method = ('torch.cuda.max_memory_allocated minus allocated before the call' if args.device == 'cuda' else
                      'PyTorch profiler allocator events (profile_memory=True): peak of the running sum of tensor '
                      'allocations/frees during the call')
-    runs = variants(args.device)
+    runs = variants()
     if args.device == 'cpu':
         lib = cpu_kernel.library()
         kernel = f'fused C kernel {lib._name}' if lib is not None else 'NOT BUILT (ours = ours-pytorch)'
+    elif triton_kernel.available():
+        import triton
+        kernel = f'fused Triton kernel (triton {triton.__version__}, launch {triton_kernel.LAUNCH})'
     else:
-        kernel = 'none on GPU (ours = PyTorch ops)'
+        kernel = 'Triton NOT AVAILABLE (ours = ours-pytorch)'
     print('# GDKD loss benchmark: ours (gdkd_seg.losses.gdkd_loss) vs naive (probabilities summed and logged, '
           '-1000 masks)\n')
     print(f'- device: {device_name}; torch {torch.__version__}; float32 logits; GDKD k=3, w=(1, 1, 2), T=1; '
@@ -218,7 +251,7 @@ def main(argv=None) -> None:
                                          f'(other processes share the CPU: times are noisy)'
                                          if args.device == 'cpu' and hasattr(os, 'getloadavg') else ''))
     print(f'- peak extra memory: {memory_method}; inputs (student, teacher) not counted, student grad counted')
-    print('- speed-up and memory ratio: naive / ours; rel diff: |ours - naive| / |naive| on logits ~ N(0, 1); '
+    print('- ms are milliseconds to 3 decimals on CUDA; speed-up and memory ratio: naive / ours; rel diff: |ours - naive| / |naive| on logits ~ N(0, 1); '
           'finite @50: loss and gradient finite on teacher and student logits 50*randn\n')
     names = [name for name, _ in runs]
     header = (['size', 'logits'] + [f'{name} ms' for name in names] + ['speed-up']
@@ -236,12 +269,15 @@ def main(argv=None) -> None:
         mem = {name: peak_extra_bytes(fn, student, teacher, args.device) for name, fn in runs}
         finite = {name: finite_on_confident(fn, shape, args.device) for name, fn in runs}
         logits_mib = student.numel() * student.element_size() / 2 ** 20
-        row = ([label, f'{tuple(shape)} {logits_mib:.1f} MiB'] + [f'{ms[name]:.1f}' for name in names]
+        digits = 3 if args.device == 'cuda' else 1
+        row = ([label, f'{tuple(shape)} {logits_mib:.1f} MiB'] + [f'{ms[name]:.{digits}f}' for name in names]
                + [f'{ms["naive"] / ms["ours"]:.2f}x'] + [f'{mem[name] / 2 ** 20:.1f}' for name in names]
                + [f'{mem["naive"] / max(mem["ours"], 1):.2f}x', f'{rel_diff:.1e}']
                + ['yes' if finite[name] else 'NO' for name in names])
         print('| ' + ' | '.join(row) + ' |', flush=True)
         del student, teacher
+    if args.launch_sweep:
+        launch_sweep(args.launch_sweep, sizes, args.device, args.repeats, args.warmup)
 
 if __name__ == '__main__':
     main()

@@ -10,11 +10,15 @@ top-1 and the rest of the top-k, DKD splits off the ground-truth class, KD keeps
 
 A partition is given by a few "head" classes per pixel -- the teacher's top-k, each in the group of its rank, or
 explicit ``head_indices`` with the group of each in ``head_groups`` -- and every other class, the tail, belongs to
-the last group. Two implementations compute it, tested against the same float64 reference:
+the last group. Three implementations compute it, chosen in :func:`grouped_kd_loss` and tested against the same
+float64 reference:
 
+* on GPUs, a fused Triton kernel (``triton_kernel.py``): teacher top-k, group log-sum-exps, KLs, per-program sums
+  and the student gradient in one launch, straight from the ``(B, C, H, W)`` layout;
 * on CPU, a fused C kernel (``grouped_kl.c``, built on first use by ``cpu_kernel.py``): 64 pixels at a time
   straight from the ``(B, C, H, W)`` layout, the student gradient written in the same pass;
-* elsewhere (GPU, or no C compiler), ``_GroupedKL`` below, in PyTorch ops on one row per pixel.
+* elsewhere (no Triton on a GPU, no C compiler on a CPU, more groups than the kernels take), ``_GroupedKL``
+  below, in PyTorch ops on one row per pixel: the reference the kernels are tested against.
 
 Numerics, the same in both:
 
@@ -33,7 +37,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from . import cpu_kernel
+from . import cpu_kernel, triton_kernel
 from .inputs import check_inputs, mean_over_valid, to_compute_dtype
 
 NEG_INF = float('-inf')
@@ -215,6 +219,10 @@ def grouped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, valid: Optio
         partition = dict(top_k=top_k, rank_groups=tuple(rank_groups))
     else:
         partition = dict(head_indices=head_indices, head_groups=head_groups.long())
+    if triton_kernel.supports(student_logits, len(group_weights)):
+        means = triton_kernel.TritonGroupedKL.apply(student_logits, teacher_logits, valid, partition,
+                                                    tuple(group_weights), float(mass_weight), float(temperature))
+        return means[0], means[1].detach(), means[2:].detach()
     if cpu_kernel.supports(student_logits):
         total, kl_mass, kl_groups = _FusedGroupedKL.apply(student_logits, teacher_logits, valid, partition,
                                                           tuple(group_weights), float(mass_weight),
