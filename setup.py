@@ -24,6 +24,7 @@ setup(
     ],
     extras_require={
         'cls': ['mmpretrain>=1.2.0,<1.3.0'],
-        'tests': ['pytest', 'matplotlib', 'tensorboard'],
+        # triton: the losses' GPU kernel (CUDA builds of torch bring it); the tests run it through its interpreter
+        'tests': ['pytest', 'matplotlib', 'tensorboard', 'triton'],
     },
 )

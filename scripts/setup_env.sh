@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
 TORCH_VERSION=2.13.0
+TRITON_VERSION=3.9.0
 STAMP="$VENV/.gdkd_seg_installed"
 
 if [[ -z "${GDKD_WHEELHOUSE:-}" && -d "$ROOT/../shared/wheels" ]]; then
@@ -52,6 +53,11 @@ TORCH_INSTALLED=$(torch_version)
 "${PIP_INSTALL[@]}" "torch==${TORCH_INSTALLED}"
 CONSTRAINTS="$VENV/torch-constraint.txt"
 echo "torch==${TORCH_INSTALLED}" > "$CONSTRAINTS"
+# triton: the losses' GPU kernel. CUDA builds of torch bring the triton they were built with (kept); beside the CPU
+# build it runs the kernel's tests through Triton's interpreter.
+if ! "$VENV/bin/python" -c 'import triton' 2>/dev/null; then
+  "${PIP_INSTALL[@]}" -c "$CONSTRAINTS" "triton==${TRITON_VERSION}"
+fi
 
 # 2. mmcv with compiled ops. A wheel from the wheelhouse when one matches; otherwise a source build against the
 #    installed torch (--no-build-isolation: an isolated build would fetch another torch) with the setuptools it is

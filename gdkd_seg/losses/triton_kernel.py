@@ -102,6 +102,13 @@ def interpreter_on() -> bool:
     return os.environ.get('TRITON_INTERPRET', '0') == '1'
 
 
+@lru_cache(maxsize=256)
+def _device_constants(values: tuple, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The loss's options as a tensor on ``device``, made once: copying them from the host at every call would make
+    the CPU wait for the GPU's queue (a synchronous copy) in every training step. Never written to."""
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
 def _as_planes(tensor: Tensor) -> Tensor:
     """``(B, C, *spatial)`` as ``(B, C, pixels)`` (a view where the strides allow), ``(N, C)`` as ``(1, C, N)``."""
     if tensor.dim() == 2:
@@ -152,8 +159,8 @@ def launch(student_logits: Tensor, teacher_logits: Tensor, valid: Optional[Tenso
     else:
         heads = groups = torch.empty(0, dtype=torch.int64, device=device)
         head_size = top_k
-    ranks = torch.tensor(list(rank_groups) or [0], dtype=torch.int32, device=device)
-    weights = torch.tensor([*group_weights, mass_weight, temperature], dtype=compute, device=device)
+    ranks = _device_constants(tuple(rank_groups) or (0,), torch.int32, device)
+    weights = _device_constants((*map(float, group_weights), float(mass_weight), float(temperature)), compute, device)
     valid_plane = None if valid is None else _as_planes(valid.unsqueeze(1))[:, 0].view(torch.uint8)
     placeholder = sums  # for pointers the kernel does not read (the flags below say so)
     # on CPU the interpreter computes masked-off lanes too (log 0 and the like) in numpy: quiet its warnings
@@ -179,13 +186,13 @@ class TritonGroupedKL(torch.autograd.Function):
                 group_weights: Sequence[float], mass_weight: float, temperature: float) -> Tensor:
         sums, grad = launch(student_logits, teacher_logits, valid, group_weights, mass_weight, temperature,
                             with_grad=ctx.needs_input_grad[0], **partition)
-        inverse_count = 1.0 / sums[-1:].clamp(min=1)
-        ctx.save_for_backward(grad, inverse_count)
+        count = sums[-1:].clamp(min=1)
+        ctx.save_for_backward(grad, count)
         ctx.student_dtype = student_logits.dtype
-        return sums[:-1] * inverse_count
+        return sums[:-1] / count
 
     @staticmethod
     def backward(ctx, grad_means: Tensor, *unused):
-        grad, inverse_count = ctx.saved_tensors
-        grad = grad * (grad_means[:1] * inverse_count).to(grad.dtype)
+        grad, count = ctx.saved_tensors
+        grad = grad * (grad_means[:1] / count).to(grad.dtype)
         return grad.to(ctx.student_dtype), None, None, None, None, None, None
