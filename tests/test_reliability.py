@@ -21,7 +21,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from conftest import REPO_ROOT, cfg_options, config_path, fast_distill_options, run_tool, tiny_data_options
-from gdkd_seg.compat import atomic_write, syncbn_to_bn
+from gdkd_seg.checkpoint_saving import atomic_write
+from gdkd_seg.compat import syncbn_to_bn
 from gdkd_seg.datasets.checks import DatasetCheckError, check_dataset_files
 from gdkd_seg.hooks import NonFiniteLossError
 from gdkd_seg.losses import GDKDLoss
