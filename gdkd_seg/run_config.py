@@ -1,8 +1,9 @@
 """What ``tools/train.py`` and ``tools/test.py`` do to a config before MMEngine's Runner sees it."""
 import argparse
+import inspect
 import logging
 import os.path as osp
-from typing import List, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence, Set, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -12,12 +13,65 @@ from .compat import adapt_cpu_distributed, syncbn_to_bn
 from .datasets.checks import DATA_CHECK_MODES, check_data_roots, check_dataset_files
 
 
+# Top-level config keys that the run reads once the config file is loaded: the arguments of MMEngine's Runner and
+# FlexibleRunner, what MMEngine 0.10.7's Runner reads from its cfg besides, and what the tools read.
+_RUNNER_CFG_KEYS = ('model_wrapper_cfg', 'sync_bn', 'find_unused_parameters', 'activation_checkpointing',
+                    'efficient_conv_bn_eval', 'compile')
+_TOOL_CFG_KEYS = ('runner_type', 'tta_model', 'tta_pipeline')
+
+
+def _keys_read_by_the_run() -> Set[str]:
+    from mmengine.runner import FlexibleRunner, Runner
+    arguments = set(inspect.signature(Runner.__init__).parameters) | set(
+        inspect.signature(FlexibleRunner.__init__).parameters)
+    return (arguments - {'self', 'cfg'}) | set(_RUNNER_CFG_KEYS) | set(_TOOL_CFG_KEYS)
+
+
+def _setting_paths(node: Any, name: str, value: Any, prefix: str = '') -> Iterator[Tuple[str, bool]]:
+    """Dotted paths below ``node`` of settings called ``name`` (flag True) or holding ``value`` (flag False)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, (list, tuple)) else ()
+    for key, child in items:
+        path = f'{prefix}{key}'
+        if key == name:
+            yield path, True
+        elif value is not None and not isinstance(value, bool) and type(child) is type(value) and child == value:
+            yield path, False
+        yield from _setting_paths(child, name, value, path + '.')
+
+
+def check_cfg_options(cfg: Config, cfg_options: dict) -> None:
+    """Refuse a ``--cfg-options`` key whose top-level name nothing in the run reads, which would be ignored silently.
+
+    That is the case for a variable of the config file (``max_iters``, MMSeg's ``norm_cfg`` or ``crop_size``): its
+    value was substituted into the settings that use it when the file was read, so overriding it afterwards changes
+    nothing. It is also the case for a new name (``teacher_ckpt`` for ``model.teacher_ckpt``).
+
+    Raises:
+        ValueError: naming the key, and the settings to override instead (those of that name below the top level,
+            or else those that hold the variable's value).
+    """
+    read = _keys_read_by_the_run()
+    for key in cfg_options:
+        name = key.split('.')[0]
+        if name in read:
+            continue
+        value = cfg.get(name)
+        paths = list(_setting_paths({k: v for k, v in cfg.items() if k in read}, name, value))
+        hints = [path for path, by_name in paths if by_name] or [path for path, _ in paths]
+        what = 'a variable of the config file, substituted into the settings that use it when the file was read' \
+            if name in cfg else 'no setting of this config'
+        instead = f'; override the setting itself, e.g. {", ".join(hints[:4])}' if hints else ''
+        raise ValueError(f'--cfg-options {key}: nothing in the run reads a top-level {name!r} ({what}), so the '
+                         f'override would change nothing{instead}')
+
+
 def load_run_config(config: str, launcher: str, cfg_options: Optional[dict], work_dir: Optional[str]) -> Config:
-    """Load ``config`` and apply the flags MMSeg's tools share: launcher, ``--cfg-options``, ``--work-dir``
-    (default ``./work_dirs/<config name>``)."""
+    """Load ``config`` and apply the flags MMSeg's tools share: launcher, ``--cfg-options`` (refused where they would
+    change nothing, see :func:`check_cfg_options`), ``--work-dir`` (default ``./work_dirs/<config name>``)."""
     cfg = Config.fromfile(config)
     cfg.launcher = launcher
     if cfg_options is not None:
+        check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
