@@ -3,6 +3,7 @@ the latest one or loses the previous checkpoint, and the temporary files of save
 
 Covered by ``tests/test_reliability.py``.
 """
+import logging
 import os
 import os.path as osp
 import re
@@ -20,7 +21,7 @@ from mmengine.logging import print_log
 STALE_TEMPORARY_AGE_S = 3600
 
 
-def _host_tag() -> str:
+def host_tag() -> str:
     """This machine's host name as it appears in temporary file names (dots would make the names ambiguous)."""
     return re.sub(r'[^A-Za-z0-9_-]', '-', socket.gethostname()) or 'host'
 
@@ -32,7 +33,7 @@ def temporary_path(path: str) -> str:
     is gone, also in a work dir that several machines share.
     """
     folder, name = osp.split(osp.abspath(path))
-    return osp.join(folder, f'.{name}.{_host_tag()}.pid{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
+    return osp.join(folder, f'.{name}.{host_tag()}.pid{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
 
 
 # ``temporary_path``'s names, and those of earlier versions without the host: ``.<name>.<pid>.<random>.tmp``
@@ -89,7 +90,7 @@ def _why_stale(path: str, host: Optional[str], pid: int, now: float) -> Optional
     dir) or from a name without the host cannot be checked from here: that file is stale only after
     ``STALE_TEMPORARY_AGE_S`` without a write.
     """
-    if host == _host_tag():
+    if host == host_tag():
         return None if _process_alive(pid) else f'process {pid} on this host is no longer running'
     idle = now - os.path.getmtime(path)
     if idle < STALE_TEMPORARY_AGE_S:
@@ -126,7 +127,7 @@ def remove_stale_temporaries(folders: Iterable[str]) -> List[str]:
                 continue
             removed.append(path)
             print_log(f'removed {path}: a half-written temporary file of {match["target"]!r} left by a save that '
-                      f'died ({reason})', logger='current', level=30)
+                      f'died ({reason})', logger='current', level=logging.WARNING)
     return removed
 
 

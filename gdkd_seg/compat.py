@@ -5,7 +5,6 @@ CPUs: ``tests/test_distributed.py``; crash-safe checkpoint saving is in :mod:`gd
 """
 import datetime
 import os
-import os.path as osp
 import sys
 import warnings
 from typing import Any, Iterable

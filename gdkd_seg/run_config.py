@@ -1,4 +1,5 @@
-"""What ``tools/train.py`` and ``tools/test.py`` do to a config before MMEngine's Runner sees it."""
+"""What ``tools/train.py`` and ``tools/test.py`` do to a config before MMEngine's Runner sees it, and to the run
+once the Runner exists."""
 import argparse
 import inspect
 import logging

@@ -960,7 +960,7 @@ BAD_OPTIONS = [
 
 
 @pytest.mark.parametrize('cls,options,message', BAD_OPTIONS,
-                         ids=[f'{c.__name__}-{next(iter(o))}' for c, o, _ in BAD_OPTIONS])
+                         ids=[f'{c.__name__}-{list(o)[-1]}' for c, o, _ in BAD_OPTIONS])
 def test_wrong_option_types_and_values_are_refused_at_build(cls, options, message):
     """At construction, naming the option: not at the first step deep in the kernel, nor accepted silently."""
     with pytest.raises(ValueError, match=message):

@@ -153,8 +153,8 @@ def dead_pid() -> int:
 
 
 def test_stale_temporaries_of_dead_saves_are_removed_live_ones_kept(tmp_path):
-    from gdkd_seg.checkpoint_saving import STALE_TEMPORARY_AGE_S, _host_tag, remove_stale_temporaries, temporary_path
-    host, dead = _host_tag(), dead_pid()
+    from gdkd_seg.checkpoint_saving import STALE_TEMPORARY_AGE_S, host_tag, remove_stale_temporaries, temporary_path
+    host, dead = host_tag(), dead_pid()
     ours = temporary_path(str(tmp_path / 'iter_4.pth'))
     assert osp.basename(ours).startswith(f'.iter_4.pth.{host}.pid{os.getpid()}.') and ours.endswith('.tmp')
     stale = [f'.iter_2.pth.{host}.pid{dead}.0123abcd.tmp',  # this host, its process gone

@@ -93,12 +93,12 @@ def test_run_start_names_the_teacher_warns_on_nothing_to_resume_and_cleans_dead_
                                                                                         toy_teacher_ckpt, tmp_path):
     """A distillation started with --resume in a work dir without a checkpoint (a mistyped --work-dir)."""
     import hashlib
-    from gdkd_seg.checkpoint_saving import _host_tag
+    from gdkd_seg.checkpoint_saving import host_tag
     work_dir = tmp_path / 'typo'
     work_dir.mkdir()
     process = subprocess.Popen([sys.executable, '-c', 'pass'])
     process.wait()  # its pid is now that of a dead process
-    stale = work_dir / f'.iter_4.pth.{_host_tag()}.pid{process.pid}.0123abcd.tmp'
+    stale = work_dir / f'.iter_4.pth.{host_tag()}.pid{process.pid}.0123abcd.tmp'
     stale.write_bytes(b'half a checkpoint')
     options = dict(tiny_data_options(toy_data_root), **{
         'train_cfg.max_iters': 1, 'train_cfg.val_interval': 100, 'model.teacher_ckpt': toy_teacher_ckpt})
