@@ -1,15 +1,13 @@
 """Fixes that the pinned stack (torch 2.13, MMEngine 0.10.7, MMSeg 1.2.2, mmpretrain 1.2.0) needs.
 
 Each fix is narrow, logged where it changes behaviour, and covered by ``tests/test_compat.py`` (distributed runs on
-CPUs: ``tests/test_distributed.py``; crash-safe checkpoints: ``tests/test_reliability.py``).
+CPUs: ``tests/test_distributed.py``; crash-safe checkpoint saving is in :mod:`gdkd_seg.checkpoint_saving`).
 """
 import datetime
 import os
-import os.path as osp
 import sys
-import uuid
 import warnings
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -165,112 +163,3 @@ def init_cpu_distributed(cfg) -> None:
     if timeout is not None:
         dist_cfg['timeout'] = datetime.timedelta(seconds=timeout)
     dist.init_process_group(backend=backend, **dist_cfg)
-
-
-# --- crash-safe checkpoints --------------------------------------------------------------------------------------
-
-def atomic_write(path: str, write: Callable) -> None:
-    """Call ``write(file)`` on a new temporary file beside ``path``, flush it to disk, then rename it to ``path``.
-
-    ``os.replace`` is atomic on POSIX and Windows: ``path`` is always either its previous content or the complete
-    new one, never a truncated file, whatever happens during ``write`` (an exception, a full disk, a kill). The
-    temporary file is removed when ``write`` fails.
-    """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
-    try:
-        with open(temporary, 'xb') as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.remove(temporary)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        directory = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except OSError:
-        pass
-
-
-# MMEngine's originals, kept while the crash-safe versions are installed
-_ORIGINAL_SAVE_CHECKPOINT: Optional[Callable] = None
-_ORIGINAL_SAVE_CHECKPOINT_WITH_STEP: Optional[Callable] = None
-
-
-def _atomic_save_checkpoint(checkpoint: dict, filename: str, file_client_args: Optional[dict] = None,
-                            backend_args: Optional[dict] = None) -> None:
-    """``mmengine.runner.checkpoint.save_checkpoint`` that writes local files through :func:`atomic_write`."""
-    from mmengine.fileio import LocalBackend, get_file_backend
-    if file_client_args is not None or str(filename).startswith('pavi://') or not isinstance(
-            get_file_backend(filename, backend_args=backend_args), LocalBackend):
-        return _ORIGINAL_SAVE_CHECKPOINT(checkpoint, filename, file_client_args=file_client_args,
-                                         backend_args=backend_args)
-    atomic_write(str(filename), lambda file: torch.save(checkpoint, file))
-
-
-def _save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
-    """MMEngine 0.10.7's ``CheckpointHook._save_checkpoint_with_step``, reordered so a failed save loses nothing.
-
-    MMEngine deletes the checkpoint that falls out of ``max_keep_ckpts`` *before* saving the new one, so a crash
-    during the save (full disk, kill, preemption) with ``max_keep_ckpts=1`` leaves no checkpoint at all while
-    ``last_checkpoint`` names the deleted file. Here the new checkpoint is saved (atomically) first, then
-    ``last_checkpoint`` is replaced atomically, and only then is the outdated checkpoint deleted.
-    """
-    from mmengine.dist import is_main_process
-    outdated = []
-    if self.max_keep_ckpts > 0 and not (len(self.keep_ckpt_ids) > 0 and self.keep_ckpt_ids[-1] == step):
-        if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-            outdated.append(self.keep_ckpt_ids.popleft())
-        self.keep_ckpt_ids.append(step)
-        runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
-
-    ckpt_filename = self.filename_tmpl.format(step)
-    self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
-    runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-    runner.save_checkpoint(self.out_dir, ckpt_filename, self.file_client_args, save_optimizer=self.save_optimizer,
-                           save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
-                           backend_args=self.backend_args, **self.args)
-    if not is_main_process():
-        return
-    atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), lambda file: file.write(str(self.last_ckpt).encode()))
-    for old_step in outdated:
-        path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old_step))
-        if self.file_backend.isfile(path):
-            self.file_backend.remove(path)
-        elif self.file_backend.isdir(path):  # checkpoints saved by deepspeed are directories
-            self.file_backend.rmtree(path)
-
-
-def make_checkpoint_saving_atomic() -> None:
-    """A crash while saving a checkpoint never leaves a truncated file or loses the previous checkpoint.
-
-    Replaces MMEngine's ``save_checkpoint`` (where the Runner and ``CheckpointHook`` look it up) by
-    :func:`_atomic_save_checkpoint` and ``CheckpointHook._save_checkpoint_with_step`` by
-    :func:`_save_checkpoint_with_step`. Idempotent; MMEngine versions other than 0.10.7 are left alone (warned).
-    """
-    global _ORIGINAL_SAVE_CHECKPOINT, _ORIGINAL_SAVE_CHECKPOINT_WITH_STEP
-    import mmengine
-    import mmengine.runner
-    import mmengine.runner.checkpoint
-    import mmengine.runner.runner
-    from mmengine.hooks import CheckpointHook
-    if _ORIGINAL_SAVE_CHECKPOINT is not None:
-        return
-    if mmengine.__version__ != '0.10.7':
-        warnings.warn(f'gdkd_seg: crash-safe checkpoint saving is written for MMEngine 0.10.7, found '
-                      f'{mmengine.__version__}; checkpoints are saved by MMEngine unchanged')
-        return
-    _ORIGINAL_SAVE_CHECKPOINT = mmengine.runner.checkpoint.save_checkpoint
-    _ORIGINAL_SAVE_CHECKPOINT_WITH_STEP = CheckpointHook._save_checkpoint_with_step
-    for module in (mmengine.runner.checkpoint, mmengine.runner.runner, mmengine.runner):
-        module.save_checkpoint = _atomic_save_checkpoint
-    CheckpointHook._save_checkpoint_with_step = _save_checkpoint_with_step

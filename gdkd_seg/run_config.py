@@ -1,19 +1,78 @@
-"""What ``tools/train.py`` and ``tools/test.py`` do to a config before MMEngine's Runner sees it."""
+"""What ``tools/train.py`` and ``tools/test.py`` do to a config before MMEngine's Runner sees it, and to the run
+once the Runner exists."""
+import argparse
+import inspect
+import logging
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence, Set, Tuple
 
 from mmengine.config import Config
+from mmengine.logging import print_log
 
+from .checkpoint_saving import remove_stale_temporaries
 from .compat import adapt_cpu_distributed, syncbn_to_bn
-from .datasets.checks import check_data_roots, check_dataset_files
+from .datasets.checks import DATA_CHECK_MODES, check_data_roots, check_dataset_files
+
+
+# Top-level config keys that the run reads once the config file is loaded: the arguments of MMEngine's Runner and
+# FlexibleRunner, what MMEngine 0.10.7's Runner reads from its cfg besides, and what the tools read.
+_RUNNER_CFG_KEYS = ('model_wrapper_cfg', 'sync_bn', 'find_unused_parameters', 'activation_checkpointing',
+                    'efficient_conv_bn_eval', 'compile')
+_TOOL_CFG_KEYS = ('runner_type', 'tta_model', 'tta_pipeline')
+
+
+def _keys_read_by_the_run() -> Set[str]:
+    from mmengine.runner import FlexibleRunner, Runner
+    arguments = set(inspect.signature(Runner.__init__).parameters) | set(
+        inspect.signature(FlexibleRunner.__init__).parameters)
+    return (arguments - {'self', 'cfg'}) | set(_RUNNER_CFG_KEYS) | set(_TOOL_CFG_KEYS)
+
+
+def _setting_paths(node: Any, name: str, value: Any, prefix: str = '') -> Iterator[Tuple[str, bool]]:
+    """Dotted paths below ``node`` of settings called ``name`` (flag True) or holding ``value`` (flag False)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, (list, tuple)) else ()
+    for key, child in items:
+        path = f'{prefix}{key}'
+        if key == name:
+            yield path, True
+        elif value is not None and not isinstance(value, bool) and type(child) is type(value) and child == value:
+            yield path, False
+        yield from _setting_paths(child, name, value, path + '.')
+
+
+def check_cfg_options(cfg: Config, cfg_options: dict) -> None:
+    """Refuse a ``--cfg-options`` key whose top-level name nothing in the run reads, which would be ignored silently.
+
+    That is the case for a variable of the config file (``max_iters``, MMSeg's ``norm_cfg`` or ``crop_size``): its
+    value was substituted into the settings that use it when the file was read, so overriding it afterwards changes
+    nothing. It is also the case for a new name (``teacher_ckpt`` for ``model.teacher_ckpt``).
+
+    Raises:
+        ValueError: naming the key, and the settings to override instead (those of that name below the top level,
+            or else those that hold the variable's value).
+    """
+    read = _keys_read_by_the_run()
+    for key in cfg_options:
+        name = key.split('.')[0]
+        if name in read:
+            continue
+        value = cfg.get(name)
+        paths = list(_setting_paths({k: v for k, v in cfg.items() if k in read}, name, value))
+        hints = [path for path, by_name in paths if by_name] or [path for path, _ in paths]
+        what = 'a variable of the config file, substituted into the settings that use it when the file was read' \
+            if name in cfg else 'no setting of this config'
+        instead = f'; override the setting itself, e.g. {", ".join(hints[:4])}' if hints else ''
+        raise ValueError(f'--cfg-options {key}: nothing in the run reads a top-level {name!r} ({what}), so the '
+                         f'override would change nothing{instead}')
 
 
 def load_run_config(config: str, launcher: str, cfg_options: Optional[dict], work_dir: Optional[str]) -> Config:
-    """Load ``config`` and apply the flags MMSeg's tools share: launcher, ``--cfg-options``, ``--work-dir``
-    (default ``./work_dirs/<config name>``)."""
+    """Load ``config`` and apply the flags MMSeg's tools share: launcher, ``--cfg-options`` (refused where they would
+    change nothing, see :func:`check_cfg_options`), ``--work-dir`` (default ``./work_dirs/<config name>``)."""
     cfg = Config.fromfile(config)
     cfg.launcher = launcher
     if cfg_options is not None:
+        check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -22,21 +81,62 @@ def load_run_config(config: str, launcher: str, cfg_options: Optional[dict], wor
     return cfg
 
 
-def prepare_run(cfg: Config, splits: Sequence[str], skip_data_check: bool) -> Config:
+def add_data_check_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data-check {header,full,none}`` and its older spelling ``--skip-data-check`` (= ``none``)."""
+    parser.add_argument('--data-check', choices=DATA_CHECK_MODES, default='header',
+                        help='pre-flight scan of the dataset files: header (default: image headers, label maps '
+                        'decoded for values and sizes), full (also decodes every image, finding truncated ones) '
+                        'or none')
+    parser.add_argument('--skip-data-check', dest='data_check', action='store_const', const='none',
+                        help='same as --data-check none')
+
+
+def prepare_run(cfg: Config, splits: Sequence[str], data_check: str) -> Config:
     """Fit the config to the processes it runs in and check the data of ``splits`` before anything is built.
 
     A single process converts SyncBN to BN; a distributed run without CUDA switches to gloo and BN (see
-    :func:`gdkd_seg.compat.adapt_cpu_distributed`). Missing dataset folders, and unless ``skip_data_check`` unreadable
-    or inconsistent files, raise with the path.
+    :func:`gdkd_seg.compat.adapt_cpu_distributed`). Missing dataset folders, and unless ``data_check`` is
+    ``'none'`` unreadable or inconsistent files (see :func:`gdkd_seg.datasets.checks.check_dataset_files`), raise
+    with the path.
     """
     if cfg.launcher == 'none':
         syncbn_to_bn(cfg.model)
     else:
         adapt_cpu_distributed(cfg)
     check_data_roots(cfg, splits=splits)
-    if not skip_data_check:
-        check_dataset_files(cfg, splits=splits)
+    if data_check != 'none':
+        check_dataset_files(cfg, splits=splits, mode=data_check)
     return cfg
+
+
+def checkpoint_folders(runner) -> List[str]:
+    """The local folders ``runner`` saves checkpoints to: its work dir, and the ``CheckpointHook``'s ``out_dir``
+    (where MMEngine puts them in a sub-folder named after the work dir) when one is set."""
+    folders = [runner.work_dir]
+    out_dir = ((runner.cfg.get('default_hooks') or {}).get('checkpoint') or {}).get('out_dir')
+    if out_dir and '://' not in out_dir:
+        folders.append(osp.join(out_dir, osp.basename(osp.normpath(runner.work_dir))))
+    return folders
+
+
+def start_training(runner) -> None:
+    """What ``tools/train.py`` does once the Runner (and so the log file) exists, before training starts.
+
+    On the main process: removes the half-written checkpoints of saves that died in the checkpoint folders (see
+    :func:`gdkd_seg.checkpoint_saving.remove_stale_temporaries`), and warns when ``--resume`` finds no checkpoint to
+    resume from. MMEngine then starts from scratch, as a requeued job that had not saved yet needs, logging only
+    "resumed from the latest checkpoint None"; a mistyped ``--work-dir`` deserves a line that says so.
+    """
+    from mmengine.dist import is_main_process
+    from mmengine.runner import find_latest_checkpoint
+    if not is_main_process():
+        return
+    remove_stale_temporaries(checkpoint_folders(runner))
+    if runner.cfg.get('resume') and runner.cfg.get('load_from') is None and \
+            find_latest_checkpoint(runner.work_dir) is None:
+        print_log(f'--resume: no checkpoint to resume from in the work dir {osp.abspath(runner.work_dir)!r} (no '
+                  "'last_checkpoint' file there); training starts from scratch. If you meant to continue a run, "
+                  'check --work-dir', logger='current', level=logging.WARNING)
 
 
 def close_process_group() -> None:

@@ -942,6 +942,46 @@ def test_errors_modules(build, patterns):
     _raises(build_and_call, *patterns)
 
 
+BAD_OPTIONS = [
+    (GDKDLoss, dict(w2='abc'), r"w2 must be a finite number, got w2='abc' \(str\)"),
+    (GDKDLoss, dict(k=2.5), r'k must be an integer, got k=2\.5 \(float\)'),
+    (GDKDLoss, dict(k=True), r'k must be an integer, got k=True \(bool\)'),
+    (GDKDLoss, dict(w0=-1.0), r'w0 must be >= 0 \(a weight\), got w0=-1\.0'),
+    (GDKDLoss, dict(temperature='1'), r"temperature must be a finite number, got temperature='1' \(str\)"),
+    (GDKDLoss, dict(partition='topp', top_p=0.0), r'top_p must be in \(0, 1\], got top_p=0\.0'),
+    (GDKDLoss, dict(partition='topp', k_max=1.5), r'k_max must be an integer, got k_max=1\.5'),
+    (GDKDLoss, dict(loss_name='gdkd'), r"loss_name must be a string containing 'loss'"),
+    (GDKD3Loss, dict(w1=float('inf')), r'w1 must be a finite number, got w1=inf'),
+    (GDKD3Loss, dict(k='3'), r"k must be an integer, got k='3' \(str\)"),
+    (DKDLoss, dict(beta=-8.0), r'beta must be >= 0 \(a weight\), got beta=-8\.0'),
+    (DKDLoss, dict(alpha=None), r'alpha must be a finite number, got alpha=None'),
+    (DKDLoss, dict(ignore_index=255.0), r'ignore_index must be an integer label, got ignore_index=255\.0'),
+    (KDLoss, dict(loss_weight=-0.5), r'loss_weight must be >= 0 \(a weight\), got loss_weight=-0\.5'),
+    (KDLoss, dict(temperature=float('nan')), r'temperature must be a finite number, got temperature=nan'),
+    (CWDLoss, dict(loss_weight='5'), r"loss_weight must be a finite number, got loss_weight='5' \(str\)"),
+    (CWDLoss, dict(temperature=True), r'temperature must be a finite number, got temperature=True \(bool\)'),
+]
+
+
+@pytest.mark.parametrize('cls,options,message', BAD_OPTIONS,
+                         ids=[f'{c.__name__}-{list(o)[-1]}' for c, o, _ in BAD_OPTIONS])
+def test_wrong_option_types_and_values_are_refused_at_build(cls, options, message):
+    """At construction, naming the option: not at the first step deep in the kernel, nor accepted silently."""
+    with pytest.raises(ValueError, match=message):
+        cls(**options)
+
+
+def test_wrong_option_types_are_refused_by_the_loss_functions():
+    with pytest.raises(ValueError, match=r"w2 must be a finite number, got w2='abc'"):
+        gdkd_loss(S19, T19, None, w2='abc')
+    with pytest.raises(ValueError, match=r'k must be an integer, got k=2\.5'):
+        gdkd3_loss(S19, T19, None, k=2.5)
+    with pytest.raises(ValueError, match=r'alpha must be >= 0'):
+        dkd_loss(S19, T19, GT19, alpha=-1.0)
+    # numpy scalars are numbers like any other
+    assert torch.isfinite(gdkd_loss(S19, T19, None, k=np.int64(3), w2=np.float32(2.0))[0])
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------------------------------------------

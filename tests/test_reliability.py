@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import re
 import resource
 import shutil
 import signal
@@ -21,7 +22,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from conftest import REPO_ROOT, cfg_options, config_path, fast_distill_options, run_tool, tiny_data_options
-from gdkd_seg.compat import atomic_write, syncbn_to_bn
+from gdkd_seg.checkpoint_saving import atomic_write
+from gdkd_seg.compat import syncbn_to_bn
 from gdkd_seg.datasets.checks import DatasetCheckError, check_dataset_files
 from gdkd_seg.hooks import NonFiniteLossError
 from gdkd_seg.losses import GDKDLoss
@@ -141,6 +143,35 @@ def test_crash_while_saving_keeps_the_previous_checkpoint(resume_options, interr
     for name, content in previous.items():
         assert open(osp.join(work_dir, name), 'rb').read() == content, f'{name} changed'
     assert torch.load(osp.join(work_dir, 'iter_2.pth'))['meta']['iter'] == 2
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited."""
+    process = subprocess.Popen([sys.executable, '-c', 'pass'])
+    process.wait()
+    return process.pid
+
+
+def test_stale_temporaries_of_dead_saves_are_removed_live_ones_kept(tmp_path):
+    from gdkd_seg.checkpoint_saving import STALE_TEMPORARY_AGE_S, host_tag, remove_stale_temporaries, temporary_path
+    host, dead = host_tag(), dead_pid()
+    ours = temporary_path(str(tmp_path / 'iter_4.pth'))
+    assert osp.basename(ours).startswith(f'.iter_4.pth.{host}.pid{os.getpid()}.') and ours.endswith('.tmp')
+    stale = [f'.iter_2.pth.{host}.pid{dead}.0123abcd.tmp',  # this host, its process gone
+             '.iter_2.pth.other-node.pid12.0123abcd.tmp',  # another host, not written for long
+             f'.iter_2.pth.{dead}.0123abcd.tmp']  # the name without host of earlier versions, old
+    kept = [osp.basename(ours),  # a save of this (live) process
+            '.iter_2.pth.other-node.pid12.4567abcd.tmp',  # another host, written recently: may be saving now
+            f'.iter_2.pth.{dead}.4567abcd.tmp',  # old-style name, recent
+            'iter_2.pth', '.notes.tmp']  # not temporaries of atomic_write
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b'half a checkpoint')
+    long_ago = os.path.getmtime(ours) - STALE_TEMPORARY_AGE_S - 60
+    for name in stale[1:]:
+        os.utime(tmp_path / name, (long_ago, long_ago))
+    removed = remove_stale_temporaries([str(tmp_path), str(tmp_path / 'missing')])
+    assert sorted(removed) == sorted(str(tmp_path / name) for name in stale)
+    assert sorted(os.listdir(tmp_path)) == sorted(kept)
 
 
 def test_failed_checkpoint_write_leaves_the_old_file(tmp_path, monkeypatch):
@@ -270,6 +301,24 @@ def test_image_label_size_mismatch_is_named(data_copy):
         check_dataset_files(data_config(data_copy))
 
 
+def truncate_first_image(data_root: str, split: str = 'val') -> str:
+    """Cut the body of the first image of ``split`` in half (its header stays readable); returns its path."""
+    image, _ = first_pair(data_root, split)
+    with open(image, 'rb') as file:
+        content = file.read()
+    with open(image, 'wb') as file:
+        file.write(content[:len(content) // 2])
+    return image
+
+
+def test_truncated_image_passes_the_header_scan_and_fails_the_full_scan(data_copy):
+    image = truncate_first_image(data_copy)
+    check_dataset_files(data_config(data_copy))  # header only: the size is still readable
+    with pytest.raises(DatasetCheckError, match=rf'(?s)val_dataloader: 1 problem.*{osp.basename(image)}: cannot be '
+                                                r'read as an image \(OSError: .*truncated'):
+        check_dataset_files(data_config(data_copy), mode='full')
+
+
 def load_tool(name: str):
     spec = importlib.util.spec_from_file_location(f'gdkd_tool_{name}', osp.join(REPO_ROOT, 'tools', f'{name}.py'))
     module = importlib.util.module_from_spec(spec)
@@ -289,8 +338,52 @@ def test_tools_scan_the_data_before_building_anything(data_copy, tool, monkeypat
     monkeypatch.setattr(sys, 'argv', argv)
     with pytest.raises(DatasetCheckError, match=r'label values \[40\]'):
         module.build_config(module.parse_args())
-    monkeypatch.setattr(sys, 'argv', argv + ['--skip-data-check'])
-    assert module.build_config(module.parse_args()).work_dir
+    for skip in (['--skip-data-check'], ['--data-check', 'none']):
+        monkeypatch.setattr(sys, 'argv', argv + skip)
+        assert module.build_config(module.parse_args()).work_dir
+
+
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_tools_decode_every_image_with_data_check_full(data_copy, tool, monkeypatch):
+    image = truncate_first_image(data_copy)
+    argv = [f'{tool}.py', TOY_CONFIG] + (['checkpoint.pth'] if tool == 'test' else []) + cfg_options(
+        tiny_data_options(data_copy))
+    module = load_tool(tool)
+    monkeypatch.setattr(sys, 'argv', argv)
+    assert module.build_config(module.parse_args()).work_dir  # the default scan reads headers
+    monkeypatch.setattr(sys, 'argv', argv + ['--data-check', 'full'])
+    with pytest.raises(DatasetCheckError, match=osp.basename(image)):
+        module.build_config(module.parse_args())
+
+
+# --- --cfg-options that would change nothing ------------------------------------------------------------------------
+
+@pytest.mark.parametrize('option,instead', [
+    ('teacher_ckpt=/my/teacher.pth', r'model\.teacher_ckpt'),  # not a variable of the shipped configs
+    ('max_iters=5', r'train_cfg\.max_iters'),  # a variable of configs/demo/gdkd_toy.py
+    ('norm_cfg.type=BN', r'model\.student\.backbone\.norm_cfg'),  # a variable of MMSeg's base configs
+])
+def test_cfg_options_that_would_be_ignored_are_refused(option, instead, monkeypatch):
+    module = load_tool('train')
+    monkeypatch.setattr(sys, 'argv', ['train.py', TOY_CONFIG, '--cfg-options', option])
+    with pytest.raises(ValueError, match=rf"--cfg-options {re.escape(option.split('=')[0])}: nothing in the run "
+                                         rf'reads a top-level .*override the setting itself, e\.g\. {instead}'):
+        module.build_config(module.parse_args())
+
+
+def test_cfg_options_model_teacher_ckpt_reaches_the_distiller(toy_data_root, monkeypatch):
+    module = load_tool('train')
+    monkeypatch.setattr(sys, 'argv', ['train.py', TOY_CONFIG, '--cfg-options', 'model.teacher_ckpt=/my/teacher.pth',
+                                      'find_unused_parameters=True'] + cfg_options(
+        tiny_data_options(toy_data_root))[1:])
+    assert module.build_config(module.parse_args()).model.teacher_ckpt == '/my/teacher.pth'
+
+
+def test_no_shipped_config_has_a_top_level_teacher_ckpt():
+    """``teacher_ckpt`` is set in ``model`` only, the setting ``--cfg-options model.teacher_ckpt=`` overrides."""
+    for path in glob.glob(config_path('**', '*.py'), recursive=True):
+        with open(path) as file:
+            assert not re.search(r'^teacher_ckpt\s*=', file.read(), re.M), path
 
 
 # --- teacher URLs that cannot be fetched ---------------------------------------------------------------------------
@@ -362,6 +455,13 @@ def test_unknown_loss_option_lists_the_valid_ones():
     cfg.distill_losses.loss_gdkd.temprature = 2.0
     with pytest.raises(TypeError, match=r"distill_losses\.loss_gdkd: GDKDLoss has no option\(s\) 'temprature'; "
                                         r'valid options: k, w0, w1, w2, temperature, loss_weight'):
+        MODELS.build(cfg)
+
+
+def test_wrong_loss_option_type_names_the_entry_before_the_teacher():
+    cfg = distiller_config('/nonexistent/teacher.pth')
+    cfg.distill_losses.loss_gdkd.w2 = 'abc'
+    with pytest.raises(ValueError, match=r"distill_losses\.loss_gdkd: w2 must be a finite number, got w2='abc'"):
         MODELS.build(cfg)
 
 

@@ -87,3 +87,28 @@ def test_export_student_round_trip_in_plain_mmseg(toy_data_root, toy_teacher_ckp
                            cfg_options={'model.teacher': None, 'model.teacher_ckpt': None})
     ours = inference_model(distiller, image).seg_logits.data
     assert torch.allclose(torch.load(str(tmp_path / 'plain.pt')), ours, atol=1e-5)
+
+
+def test_run_start_names_the_teacher_warns_on_nothing_to_resume_and_cleans_dead_saves(toy_data_root,
+                                                                                        toy_teacher_ckpt, tmp_path):
+    """A distillation started with --resume in a work dir without a checkpoint (a mistyped --work-dir)."""
+    import hashlib
+    from gdkd_seg.checkpoint_saving import host_tag
+    work_dir = tmp_path / 'typo'
+    work_dir.mkdir()
+    process = subprocess.Popen([sys.executable, '-c', 'pass'])
+    process.wait()  # its pid is now that of a dead process
+    stale = work_dir / f'.iter_4.pth.{host_tag()}.pid{process.pid}.0123abcd.tmp'
+    stale.write_bytes(b'half a checkpoint')
+    options = dict(tiny_data_options(toy_data_root), **{
+        'train_cfg.max_iters': 1, 'train_cfg.val_interval': 100, 'model.teacher_ckpt': toy_teacher_ckpt})
+    result = run_tool('train.py', config_path('demo', 'gdkd_toy.py'), '--work-dir', str(work_dir), '--resume',
+                      *cfg_options(options))
+    log = result.stdout + result.stderr
+    assert f"--resume: no checkpoint to resume from in the work dir '{work_dir}'" in log
+    assert f'removed {stale}: a half-written temporary file' in log and not stale.exists()
+    with open(toy_teacher_ckpt, 'rb') as file:
+        digest = hashlib.sha256(file.read()).hexdigest()[:12]
+    assert f'teacher weights loaded from {toy_teacher_ckpt} (' in log and f'sha256 {digest})' in log
+    assert 'image pixels not decoded, --data-check full decodes them' in log
+    assert osp.isfile(work_dir / 'iter_1.pth')

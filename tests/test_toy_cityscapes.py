@@ -248,3 +248,26 @@ def test_command_line_writes_the_dataset(tmp_path):
     # The CLI and the function agree byte for byte.
     make_toy_cityscapes(str(tmp_path / 'api_toy'), num_train=3, num_val=2, size=(48, 96), seed=1, progress=False)
     assert _file_bytes(str(out)) == _file_bytes(str(tmp_path / 'api_toy'))
+
+
+def test_command_line_refuses_a_folder_with_images_unless_overwrite(tmp_path):
+    """The dataset reads every image under a split: old files left beside new ones would silently join it."""
+    out = str(tmp_path / 'toy')
+    make_toy_cityscapes(out, num_train=3, num_val=2, size=(32, 64), seed=0, progress=False)
+    before = _file_bytes(out)
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, os.path.join('tools', 'make_toy_cityscapes.py'), '--out', out,
+                               '--num-train', '2', '--num-val', '1', '--size', '32', '64', '--quiet', *extra],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+
+    refused = run()
+    assert refused.returncode == 1
+    assert 'already holds a dataset' in refused.stderr and 'leftImg8bit/train (3 files)' in refused.stderr
+    assert '--overwrite' in refused.stderr
+    assert _file_bytes(out) == before  # nothing written, nothing removed
+    replaced = run('--overwrite')
+    assert replaced.returncode == 0, replaced.stderr
+    assert 'replaced the existing train and val splits (10 files removed)' in replaced.stdout
+    for kind in ('leftImg8bit', 'gtFine'):
+        assert len(_pngs(out, kind, 'train')) == 2 and len(_pngs(out, kind, 'val')) == 1

@@ -20,6 +20,7 @@ import torch
 import gdkd_seg  # noqa: F401
 from gdkd_seg.compat import syncbn_to_bn
 from gdkd_seg.models import teacher_model_config
+from gdkd_seg.run_config import check_cfg_options
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
@@ -64,6 +65,7 @@ def main() -> None:
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     syncbn_to_bn(cfg.model)

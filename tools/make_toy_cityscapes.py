@@ -52,6 +52,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0, help='base seed; same seed, same files (default: %(default)s)')
     parser.add_argument('--preview', metavar='PNG', help='also write a grid of val images beside their labels')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace the train and val splits when --out already holds them (without it, a folder '
+                        'that already holds images is refused: the old images would be read beside the new ones)')
     return parser.parse_args(argv)
 
 
@@ -75,8 +78,15 @@ def write_preview(path: str, seed: int, size: List[int], count: int = 6) -> None
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    summary = toy.make_toy_cityscapes(args.out, num_train=args.num_train, num_val=args.num_val,
-                                      size=tuple(args.size), seed=args.seed, progress=not args.quiet)
+    try:
+        summary = toy.make_toy_cityscapes(args.out, num_train=args.num_train, num_val=args.num_val,
+                                          size=tuple(args.size), seed=args.seed, progress=not args.quiet,
+                                          overwrite=args.overwrite)
+    except FileExistsError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    if summary['removed_files']:
+        print(f"replaced the existing train and val splits ({summary['removed_files']} files removed)")
     total_pixels = sum(summary['class_pixels'].values()) + summary['ignore_pixels']
     num_images = summary['num_images']
     print(f"wrote {num_images['train']} train + {num_images['val']} val images of "

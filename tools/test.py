@@ -9,7 +9,8 @@ import os
 
 import gdkd_seg  # noqa: F401  (registers the toolkit and applies the stack's compatibility fixes)
 from gdkd_seg.compat import init_cpu_distributed
-from gdkd_seg.run_config import close_process_group, load_run_config, prepare_run
+from gdkd_seg.run_config import (add_data_check_arguments, close_process_group, load_run_config,
+                                 prepare_run)
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -30,8 +31,7 @@ def parse_args() -> argparse.Namespace:
                         help='job launcher')
     parser.add_argument('--tta', action='store_true', help='test time augmentation')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    parser.add_argument('--skip-data-check', action='store_true', default=False,
-                        help='skip the pre-flight scan of the dataset files (readable images, label values, sizes)')
+    add_data_check_arguments(parser)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -73,7 +73,7 @@ def build_config(args: argparse.Namespace) -> Config:
                              "DumpResults metric to test_evaluator instead")
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
-    return prepare_run(cfg, ('test_dataloader',), args.skip_data_check)
+    return prepare_run(cfg, ('test_dataloader',), args.data_check)
 
 
 def main() -> None:

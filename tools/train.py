@@ -8,7 +8,8 @@ import os
 
 import gdkd_seg  # noqa: F401  (registers the toolkit and applies the stack's compatibility fixes)
 from gdkd_seg.compat import init_cpu_distributed
-from gdkd_seg.run_config import close_process_group, load_run_config, prepare_run
+from gdkd_seg.run_config import (add_data_check_arguments, close_process_group, load_run_config,
+                                 prepare_run, start_training)
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
@@ -29,8 +30,7 @@ def parse_args() -> argparse.Namespace:
                         help='job launcher')
     # torchrun passes LOCAL_RANK in the environment; older launchers pass --local_rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    parser.add_argument('--skip-data-check', action='store_true', default=False,
-                        help='skip the pre-flight scan of the dataset files (readable images, label values, sizes)')
+    add_data_check_arguments(parser)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -50,13 +50,14 @@ def build_config(args: argparse.Namespace) -> Config:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = args.resume
-    return prepare_run(cfg, ('train_dataloader', 'val_dataloader'), args.skip_data_check)
+    return prepare_run(cfg, ('train_dataloader', 'val_dataloader'), args.data_check)
 
 
 def main() -> None:
     cfg = build_config(parse_args())
     init_cpu_distributed(cfg)  # a no-op unless build_config adapted a distributed run to CPUs
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    start_training(runner)
     runner.train()
     close_process_group()
 

@@ -8,15 +8,14 @@
 _base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py']
 custom_imports = dict(imports=['gdkd_seg'], allow_failed_imports=False)
 
-# mmpretrain's ResNet-34 (configs/resnet/metafile.yml: resnet34_8xb32_in1k)
-teacher_ckpt = ('https://download.openmmlab.com/mmclassification/v0/resnet/'
-                'resnet34_8xb32_in1k_20210831-f257d4e6.pth')
 model = dict(
     _delete_=True,
     type='ClsDistiller',
     student={{_base_.model}},  # mmpretrain's ResNet-18, trained from scratch
     teacher='mmpretrain::resnet/resnet34_8xb32_in1k.py',
-    teacher_ckpt=teacher_ckpt,
+    # mmpretrain's ResNet-34 (configs/resnet/metafile.yml: resnet34_8xb32_in1k)
+    teacher_ckpt=('https://download.openmmlab.com/mmclassification/v0/resnet/'
+                  'resnet34_8xb32_in1k_20210831-f257d4e6.pth'),
     # ClsDistiller sets ignore_index=-1 (classification has no ignore label)
     distill_losses=dict(
         loss_gdkd=dict(type='GDKDLoss', k=5, w0=0.5, w1=1.0, w2=1.0, temperature=1.0, loss_weight=1.0)))

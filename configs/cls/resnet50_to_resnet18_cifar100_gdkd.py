@@ -17,8 +17,6 @@ _base_ = [
 custom_imports = dict(imports=['gdkd_seg'], allow_failed_imports=False)
 
 num_classes = 100
-teacher_ckpt = ('https://download.openmmlab.com/mmclassification/v0/resnet/'
-                'resnet50_b16x8_cifar100_20210528-67b58a1b.pth')
 model = dict(
     type='ClsDistiller',
     # mmpretrain's _base_/models/resnet18_cifar.py with 100 classes
@@ -29,7 +27,8 @@ model = dict(
         head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=512,
                   loss=dict(type='CrossEntropyLoss', loss_weight=1.0))),
     teacher='mmpretrain::resnet/resnet50_8xb16_cifar100.py',
-    teacher_ckpt=teacher_ckpt,
+    teacher_ckpt=('https://download.openmmlab.com/mmclassification/v0/resnet/'
+                  'resnet50_b16x8_cifar100_20210528-67b58a1b.pth'),
     # ClsDistiller sets ignore_index=-1 (classification has no ignore label)
     distill_losses=dict(
         loss_gdkd=dict(type='GDKDLoss', k=5, w0=1.0, w1=1.0, w2=8.0, temperature=4.0, loss_weight=1.0)))

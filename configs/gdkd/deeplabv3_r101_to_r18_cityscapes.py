@@ -5,15 +5,15 @@
 _base_ = ['mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py']
 custom_imports = dict(imports=['gdkd_seg'], allow_failed_imports=False)
 
-teacher_ckpt = ('https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/'
-                'deeplabv3_r101-d8_512x1024_80k_cityscapes/'
-                'deeplabv3_r101-d8_512x1024_80k_cityscapes_20200606_113503-9e428899.pth')
 model = dict(
     _delete_=True,
     type='SegDistiller',
     student={{_base_.model}},
     teacher='mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
-    teacher_ckpt=teacher_ckpt,
+    # the zoo weights of exactly that teacher config; your own: --cfg-options model.teacher_ckpt=PATH
+    teacher_ckpt=('https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/'
+                  'deeplabv3_r101-d8_512x1024_80k_cityscapes/'
+                  'deeplabv3_r101-d8_512x1024_80k_cityscapes_20200606_113503-9e428899.pth'),
     distill_losses=dict(
         loss_gdkd=dict(type='GDKDLoss', k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0, loss_weight=1.0)))
 

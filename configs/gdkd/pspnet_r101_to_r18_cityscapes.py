@@ -4,10 +4,9 @@
 #   8 GPUs: tools/dist_train.sh configs/gdkd/pspnet_r101_to_r18_cityscapes.py 8
 _base_ = ['./deeplabv3_r101_to_pspnet_r18_cityscapes.py']
 
-# The zoo weights of exactly this teacher config (mmseg/.mim/configs/pspnet/metafile.yaml).
-teacher_ckpt = ('https://download.openmmlab.com/mmsegmentation/v0.5/pspnet/'
-                'pspnet_r101-d8_512x1024_80k_cityscapes/'
-                'pspnet_r101-d8_512x1024_80k_cityscapes_20200606_112211-e1e1100f.pth')
 model = dict(
     teacher='mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py',
-    teacher_ckpt=teacher_ckpt)
+    # the zoo weights of exactly this teacher config (mmseg/.mim/configs/pspnet/metafile.yaml)
+    teacher_ckpt=('https://download.openmmlab.com/mmsegmentation/v0.5/pspnet/'
+                  'pspnet_r101-d8_512x1024_80k_cityscapes/'
+                  'pspnet_r101-d8_512x1024_80k_cityscapes_20200606_112211-e1e1100f.pth'))

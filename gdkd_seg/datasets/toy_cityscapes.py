@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 import warnings
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -1178,15 +1179,17 @@ def make_toy_cityscapes(out_dir: str,
                         size: Tuple[int, int] = DEFAULT_SIZE,
                         seed: int = 0,
                         progress: bool = True,
-                        cities: Optional[Dict[str, Sequence[str]]] = None) -> dict:
+                        cities: Optional[Dict[str, Sequence[str]]] = None,
+                        overwrite: bool = False) -> dict:
     """Generate a toy street-scene dataset in the exact layout MMSeg's ``CityscapesDataset`` reads.
 
     Writes ``leftImg8bit/<split>/<city>/<city>_<seq:06d>_000019_leftImg8bit.png`` (RGB images) and
     ``gtFine/<split>/<city>/<city>_<seq:06d>_000019_gtFine_labelTrainIds.png`` (single-channel uint8 train IDs,
     255 void) under ``out_dir``, where ``seq`` is the image's index within its split. Each split's images are
     divided among its cities in consecutive blocks. Every image is drawn from a generator seeded by
-    ``(seed, split, index)``, so the same arguments write byte-identical files. Existing files of the same
-    names are overwritten; other files already in ``out_dir`` are left alone (and would be read by the dataset).
+    ``(seed, split, index)``, so the same arguments write byte-identical files. Split folders that already hold
+    files are refused, since the dataset would read the old files beside the new ones, unless ``overwrite`` is set:
+    then those split folders are deleted first. Other folders under ``out_dir`` are left alone.
 
     Args:
         out_dir: Dataset root, e.g. ``data/toy_cityscapes``; created if missing.
@@ -1196,11 +1199,16 @@ def make_toy_cityscapes(out_dir: str,
         seed: Non-negative base seed.
         progress: Show a progress bar on stdout.
         cities: City names per split; default ``{'train': ('toyville', 'gridtown'), 'val': ('testburg',)}``.
+        overwrite: Replace the train and val splits when ``out_dir`` already holds files there.
 
     Returns:
         A summary: ``out_dir``, ``size``, ``seed``, ``num_images`` per split, ``class_pixels`` (pixel count per
         class name, over all splits), ``class_images`` (number of images containing each class),
-        ``ignore_pixels``, ``classes_present`` (names of classes with any pixels) and ``seconds``.
+        ``ignore_pixels``, ``classes_present`` (names of classes with any pixels), ``removed_files`` (files of the
+        replaced splits) and ``seconds``.
+
+    Raises:
+        FileExistsError: when a split folder already holds files and ``overwrite`` is not set.
     """
     height, width = (int(v) for v in size)
     if num_train < 0 or num_val < 0:
@@ -1209,6 +1217,7 @@ def make_toy_cityscapes(out_dir: str,
         raise ValueError(f'seed must be non-negative, got {seed}')
     cities = dict(DEFAULT_CITIES if cities is None else cities)
     counts = {'train': int(num_train), 'val': int(num_val)}
+    removed_files = _clear_splits(out_dir, counts, overwrite)
     pixel_counts = np.zeros(256, np.int64)
     image_counts = np.zeros(256, np.int64)
     started = time.perf_counter()
@@ -1246,8 +1255,25 @@ def make_toy_cityscapes(out_dir: str,
         'class_images': {name: int(image_counts[i]) for i, name in enumerate(CITYSCAPES_CLASSES)},
         'ignore_pixels': int(pixel_counts[IGNORE_INDEX]),
         'classes_present': present,
+        'removed_files': removed_files,
         'seconds': round(time.perf_counter() - started, 2),
     }
+
+
+def _clear_splits(out_dir: str, splits: Iterable[str], overwrite: bool) -> int:
+    """Refuse (or with ``overwrite`` delete) the ``leftImg8bit/<split>`` and ``gtFine/<split>`` folders of ``splits``
+    that already hold files; returns the number of files deleted."""
+    folders = [os.path.join(out_dir, kind, split) for kind in ('leftImg8bit', 'gtFine') for split in splits]
+    held = {folder: sum(len(files) for _, _, files in os.walk(folder)) for folder in folders}
+    held = {folder: count for folder, count in held.items() if count}
+    if held and not overwrite:
+        listed = ', '.join(f'{folder} ({count} files)' for folder, count in held.items())
+        raise FileExistsError(f'{out_dir} already holds a dataset: {listed}. The new images would be read beside '
+                              'the old ones; choose another output folder, or replace these splits with '
+                              '--overwrite (overwrite=True)')
+    for folder in held:
+        shutil.rmtree(folder)
+    return sum(held.values())
 
 
 def _write_png(path: str, array: np.ndarray) -> None:

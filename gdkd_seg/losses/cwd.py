@@ -3,8 +3,8 @@ from typing import Dict, Tuple
 
 from torch import Tensor
 
-from .gdkd import check_options
 from .inputs import check_logits, to_compute_dtype
+from .options import check_options
 
 
 def cwd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tuple[Tensor, Dict]:

@@ -39,6 +39,7 @@ from torch import Tensor
 
 from . import cpu_kernel, triton_kernel
 from .inputs import check_inputs, mean_over_valid, to_compute_dtype
+from .options import check_options
 
 NEG_INF = float('-inf')
 
@@ -234,21 +235,6 @@ def grouped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, valid: Optio
     return mean_over_valid(total, valid), mean_over_valid(kl_mass, valid), kl_groups
 
 
-def check_options(k: Optional[int] = None, temperature: float = 1.0, top_p: Optional[float] = None,
-                  partition: str = 'topk', num_classes: Optional[int] = None, k_name: str = 'k') -> None:
-    """Raise a ``ValueError`` naming the argument for an invalid loss option."""
-    if partition not in ('topk', 'topp'):
-        raise ValueError(f"partition must be 'topk' or 'topp', got {partition!r}")
-    if not temperature > 0:
-        raise ValueError(f'temperature must be > 0, got {temperature}')
-    if k is not None and k < 1:
-        raise ValueError(f'{k_name} must be >= 1, got {k_name}={k}')
-    if k is not None and num_classes is not None and k > num_classes:
-        raise ValueError(f'{k_name}={k} is larger than the number of classes C={num_classes}')
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f'top_p must be in (0, 1], got top_p={top_p}')
-
-
 def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None, k: int = 3,
               w0: float = 1.0, w1: float = 1.0, w2: float = 2.0, temperature: float = 1.0, ignore_index: int = 255,
               partition: str = 'topk', top_p: float = 0.9,
@@ -273,10 +259,8 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
         valid pixels (detached).
     """
     num_classes = student_logits.shape[1]
-    if partition == 'topk':
-        check_options(k, temperature, partition=partition, num_classes=num_classes)
-    else:
-        check_options(k_max, temperature, top_p, partition, num_classes, k_name='k_max')
+    check_options(num_classes, w0=w0, w1=w1, w2=w2, temperature=temperature, ignore_index=ignore_index,
+                  partition=partition, **(dict(k=k) if partition == 'topk' else dict(top_p=top_p, k_max=k_max)))
     student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index)
     if partition == 'topk':
         partition_args = dict(top_k=k, rank_groups=[0] * k)
@@ -306,7 +290,8 @@ def gdkd3_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tens
     Returns:
         ``(loss, parts)`` with parts ``kl_mass``, ``kl_mid``, ``kl_other``.
     """
-    check_options(k, temperature, num_classes=student_logits.shape[1])
+    check_options(student_logits.shape[1], k=k, w0=w0, w1=w1, w2=w2, temperature=temperature,
+                  ignore_index=ignore_index)
     student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index)
     loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, w0, (0.0, w1, w2), temperature,
                                                top_k=k, rank_groups=[0] + [1] * (k - 1))
@@ -324,7 +309,7 @@ def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Tensor, alpha: 
     """
     if gt is None:
         raise ValueError('dkd_loss needs gt: DKD splits the classes at the ground-truth label')
-    check_options(temperature=temperature)
+    check_options(alpha=alpha, beta=beta, temperature=temperature, ignore_index=ignore_index)
     student_logits, teacher_logits, labels, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index)
     head_indices = labels.unsqueeze(1)
     loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, alpha, (0.0, beta), temperature,
@@ -339,7 +324,7 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor]
     Returns:
         ``(loss, parts)`` with part ``kl``.
     """
-    check_options(temperature=temperature)
+    check_options(temperature=temperature, ignore_index=ignore_index)
     student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index)
     loss, _, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, 0.0, (1.0,), temperature)
     return loss, dict(kl=kl_groups[0])

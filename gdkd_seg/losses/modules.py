@@ -9,15 +9,22 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from .cwd import cwd_loss
-from .gdkd import check_options, dkd_loss, gdkd3_loss, gdkd_loss, kd_loss
+from .gdkd import dkd_loss, gdkd3_loss, gdkd_loss, kd_loss
+from .options import check_options
 
 
 class _DistillLoss(nn.Module):
-    """``loss_weight × loss_fn(student_logits, teacher_logits, gt, **options)``."""
+    """``loss_weight × loss_fn(student_logits, teacher_logits, gt, **options)``.
+
+    Every option, ``loss_weight`` and ``loss_name`` are validated here, when the loss is built (see
+    :func:`gdkd_seg.losses.options.check_options`); ``k`` against the class count is checked by the distiller,
+    which knows it.
+    """
 
     loss_fn: Callable
 
     def __init__(self, loss_weight: float, loss_name: str, **options) -> None:
+        check_options(loss_weight=loss_weight, loss_name=loss_name, **options)
         super().__init__()
         self.loss_weight = loss_weight
         self._loss_name = loss_name
@@ -50,9 +57,6 @@ class GDKDLoss(_DistillLoss):
     def __init__(self, k: int = 3, w0: float = 1.0, w1: float = 1.0, w2: float = 2.0, temperature: float = 1.0,
                  loss_weight: float = 1.0, ignore_index: int = 255, partition: str = 'topk', top_p: float = 0.9,
                  k_max: Optional[int] = None, loss_name: str = 'loss_gdkd') -> None:
-        check_options(k, temperature, top_p, partition)
-        if k_max is not None:
-            check_options(k_max, k_name='k_max')
         super().__init__(loss_weight, loss_name, k=k, w0=w0, w1=w1, w2=w2, temperature=temperature,
                          ignore_index=ignore_index, partition=partition, top_p=top_p, k_max=k_max)
 
@@ -65,7 +69,6 @@ class GDKD3Loss(_DistillLoss):
 
     def __init__(self, k: int = 3, w0: float = 1.0, w1: float = 1.0, w2: float = 2.0, temperature: float = 1.0,
                  loss_weight: float = 1.0, ignore_index: int = 255, loss_name: str = 'loss_gdkd3') -> None:
-        check_options(k, temperature)
         super().__init__(loss_weight, loss_name, k=k, w0=w0, w1=w1, w2=w2, temperature=temperature,
                          ignore_index=ignore_index)
 
@@ -78,7 +81,6 @@ class DKDLoss(_DistillLoss):
 
     def __init__(self, alpha: float = 1.0, beta: float = 8.0, temperature: float = 1.0, loss_weight: float = 1.0,
                  ignore_index: int = 255, loss_name: str = 'loss_dkd') -> None:
-        check_options(temperature=temperature)
         super().__init__(loss_weight, loss_name, alpha=alpha, beta=beta, temperature=temperature,
                          ignore_index=ignore_index)
 
@@ -91,7 +93,6 @@ class KDLoss(_DistillLoss):
 
     def __init__(self, temperature: float = 1.0, loss_weight: float = 1.0, ignore_index: int = 255,
                  loss_name: str = 'loss_kd') -> None:
-        check_options(temperature=temperature)
         super().__init__(loss_weight, loss_name, temperature=temperature, ignore_index=ignore_index)
 
 
@@ -100,7 +101,6 @@ class CWDLoss(_DistillLoss):
     """Channel-wise distillation; see :func:`gdkd_seg.losses.cwd_loss`. Ignores ``gt``."""
 
     def __init__(self, temperature: float = 1.0, loss_weight: float = 1.0, loss_name: str = 'loss_cwd') -> None:
-        check_options(temperature=temperature)
         super().__init__(loss_weight, loss_name, temperature=temperature)
 
     @staticmethod

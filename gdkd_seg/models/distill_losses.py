@@ -17,6 +17,7 @@ def build_distill_losses(distill_losses: Optional[Dict[str, dict]], registry: Re
         ValueError: when a name does not start with ``loss`` (MMEngine would not add it to the optimised total).
         KeyError: when a loss ``type`` is not registered, naming it and the registered distillation losses.
         TypeError: when a loss config has options its class does not take, naming them and the valid ones.
+        ValueError: when an option has a wrong type or value, naming the entry and the option.
     """
     distill_losses = distill_losses or {}
     for name in distill_losses:
@@ -25,7 +26,15 @@ def build_distill_losses(distill_losses: Optional[Dict[str, dict]], registry: Re
                              "containing 'loss'), e.g. 'loss_gdkd'")
     for name, cfg in distill_losses.items():
         _check_loss_config(name, cfg, registry)
-    return nn.ModuleDict({name: registry.build(cfg) for name, cfg in distill_losses.items()})
+    return nn.ModuleDict({name: _build_loss(name, cfg, registry) for name, cfg in distill_losses.items()})
+
+
+def _build_loss(name: str, cfg: dict, registry: Registry) -> nn.Module:
+    """Build one loss; an invalid option value is reported with the entry it is in."""
+    try:
+        return registry.build(cfg)
+    except ValueError as err:
+        raise ValueError(f'distill_losses.{name}: {err}') from err
 
 
 def registered_distill_losses() -> List[str]:

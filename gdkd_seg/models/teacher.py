@@ -3,6 +3,7 @@
 Shared by the segmentation and classification distillers. A teacher whose weights did not load must stop the run:
 distilling from random weights is never what the user wanted.
 """
+import hashlib
 import os
 import os.path as osp
 import socket
@@ -10,6 +11,7 @@ import urllib.error
 from typing import Optional, Union
 
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 from mmengine.registry import Registry
 from mmengine.runner import CheckpointLoader
 from torch import nn
@@ -136,8 +138,22 @@ def build_frozen_teacher(teacher: Union[dict, str], teacher_ckpt: Optional[str],
     model_cfg.pop('pretrained', None)
     model = registry.build(model_cfg)
     load_teacher_weights(model, teacher_ckpt)
+    print_log(f'teacher weights loaded from {_checkpoint_identity(teacher_ckpt)}', logger='current')
     model.requires_grad_(False)
     return model.eval()
+
+
+def _checkpoint_identity(checkpoint_path: str) -> str:
+    """The checkpoint as the log shows it: a URL as is, a local file with its size and a short SHA-256, so that a
+    run's log says exactly which weights it distilled from."""
+    if '://' in checkpoint_path:
+        return checkpoint_path
+    digest = hashlib.sha256()
+    with open(checkpoint_path, 'rb') as file:
+        for block in iter(lambda: file.read(1 << 20), b''):
+            digest.update(block)
+    size = os.path.getsize(checkpoint_path)
+    return f'{osp.abspath(checkpoint_path)} ({size / 1e6:.1f} MB, sha256 {digest.hexdigest()[:12]})'
 
 
 class FrozenTeacherMixin:
