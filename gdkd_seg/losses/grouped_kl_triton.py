@@ -51,7 +51,7 @@ def grouped_kl_kernel(
     else:
         # the teacher's k largest, largest first (ties: the lower class index), one max per rank
         remaining = t
-        for rank in tl.static_range(TOP_K):
+        for rank in range(TOP_K):  # a loop, not unrolled: k may be the class count
             largest = tl.reduce(remaining, 0, MAX)
             taken = tl.reduce(tl.where(remaining == largest[None, :], classes[:, None], BLOCK_C), 0, MIN)
             chosen = classes[:, None] == taken[None, :]
