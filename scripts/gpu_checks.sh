@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The project's GPU checks in one run, for a GPU machine lent for minutes (README, "Performance on a GPU"):
+#   1. the losses' Triton kernel compiled and tested on CUDA tensors against the PyTorch implementation;
+#   2. tools/benchmark_losses.py --device cuda, with a sweep of the kernel's tile size and warp count;
+#   3. tools/benchmark_distill_step.py on the reference config at 512x1024, batch 2 and 8, the teacher in fp32 and
+#      in bf16 (and bf16 + channels_last), with the data-loader report;
+#   4. tools/benchmark_teacher_precision.py: how far the teacher's logits and the GDKD loss move in bf16/fp16.
+# Each step has a time limit and writes its log to OUT_DIR (default gpu_logs/); a failed step does not stop the
+# others. Run from the repository root with the stack installed (on the lent machine: source .device/setup.sh).
+#
+#   bash scripts/gpu_checks.sh [OUT_DIR]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-gpu_logs}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+config=configs/gdkd/deeplabv3_r101_to_r18_cityscapes.py
+
+step() {  # step NAME SECONDS COMMAND...
+  local name=$1 limit=$2
+  shift 2
+  local start
+  start=$(date +%s)
+  timeout "$limit" "$@" > "$out/$name.log" 2>&1
+  local rc=$?
+  echo "== $name: exit $rc, $(( $(date +%s) - start )) s (limit $limit s)" | tee -a "$out/summary.log"
+  tail -n 40 "$out/$name.log"
+}
+
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  python -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'
+} > "$out/summary.log" 2>&1
+cat "$out/summary.log"
+
+step kernel_tests 240 env TRITON_INTERPRET=0 python -m pytest tests/test_kernels.py -q -x -p no:cacheprovider \
+  -k 'triton and not hopper'
+step benchmark_losses 200 python tools/benchmark_losses.py --device cuda --repeats 20 \
+  --launch-sweep 512x2 1024x4 2048x4 4096x8
