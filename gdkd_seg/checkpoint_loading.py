@@ -73,7 +73,7 @@ def load_checkpoint_file(path: Any, map_location: Any = 'cpu', setting: Optional
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
         setting = setting or _SETTING.get() or 'checkpoint'
-        name = source or repr(path if isinstance(path, (str, os.PathLike)) else 'checkpoint stream')
+        name = source or (repr(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else '(a stream)')
         if isinstance(err, FileNotFoundError):
             raise FileNotFoundError(f'{setting} {name} does not exist') from err
         raise CheckpointLoadError(f'{setting} {name} cannot be loaded: {describe_load_failure(path, err)}') from err
