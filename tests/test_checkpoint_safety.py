@@ -2,12 +2,15 @@
 registered statistics) still load, a checkpoint of another model is refused by test and export, and a bad file is
 named with its setting and what is wrong with it."""
 import copyreg
+import functools
+import http.server
 import os
 import os.path as osp
 import pickle
 import re
 import shutil
 import sys
+import threading
 import zipfile
 
 import numpy as np
@@ -150,6 +153,27 @@ def test_load_from_export_and_teacher_refuse_the_code_running_checkpoint(evil_ch
     with pytest.raises(CheckpointLoadError, match=f"^model.teacher_ckpt '{evil}' cannot be loaded: .*{REFUSED}"):
         load_teacher_weights(torch.nn.Linear(1, 1), evil)
     assert not osp.exists(marker) and not osp.exists(tmp_path / 'export')
+
+
+def test_a_teacher_downloaded_from_a_url_is_checked_too(local_only_downloads, tmp_path):
+    """MMEngine downloads through torch.hub, which loads with weights_only=False: the file's code would run."""
+    marker = str(tmp_path / 'code_ran')
+    os.makedirs(tmp_path / 'served')
+    torch.save({'state_dict': {}, 'payload': Call(open, marker, 'w')}, str(tmp_path / 'served' / 'teacher.pth'))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / 'served'))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f'http://127.0.0.1:{server.server_address[1]}/teacher.pth'
+    try:
+        with pytest.raises(CheckpointLoadError, match=f"^model.teacher_ckpt '{url}' \\(downloaded to .*\\) cannot be "
+                                                      f'loaded: .*{REFUSED}'):
+            load_teacher_weights(torch.nn.Linear(1, 1), url)
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+    assert not osp.exists(marker)
 
 
 # --- MMEngine's own checkpoints still load -------------------------------------------------------------------------

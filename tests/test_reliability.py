@@ -277,16 +277,6 @@ def test_tools_scan_the_data_before_building_anything(data_copy, tool, monkeypat
 
 # --- teacher URLs that cannot be fetched ---------------------------------------------------------------------------
 
-@pytest.fixture
-def local_only_downloads(tmp_path, monkeypatch):
-    """Short download timeout, a private torch hub cache, and no proxy between us and 127.0.0.1."""
-    monkeypatch.setenv('GDKD_DOWNLOAD_TIMEOUT', '1')
-    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
-    for name in ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY'):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv('no_proxy', '127.0.0.1,localhost')
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))
