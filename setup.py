@@ -12,7 +12,8 @@ setup(
     # the CPU kernel's source, compiled on first use (gdkd_seg/losses/cpu_kernel.py)
     package_data={'gdkd_seg.losses': ['grouped_kl.c']},
     install_requires=[
-        'torch>=1.13',
+        # safe checkpoint loading maps pickled names to narrow stand-ins: add_safe_globals takes such pairs from 2.6
+        'torch>=2.6',
         'mmengine>=0.10.0,<1.0.0',
         'mmcv>=2.0.0rc4,<2.2.0',
         'mmsegmentation>=1.2.0,<1.3.0',

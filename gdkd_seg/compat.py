@@ -9,9 +9,8 @@ import sys
 import warnings
 from typing import Any, Iterable
 
-import numpy as np
 import torch
-from mmengine.logging import HistoryBuffer, print_log
+from mmengine.logging import print_log
 
 # Keeps the torchvision op schemas alive for the life of the process.
 _TORCHVISION_LIB = None
@@ -60,28 +59,6 @@ def make_torchvision_importable() -> None:
 def is_main_process_by_env() -> bool:
     """Rank 0, or no launcher: read from ``RANK`` (set by torchrun), usable before the process group exists."""
     return os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')) == '0'
-
-
-def mmengine_checkpoint_types() -> list:
-    """The non-tensor globals that MMEngine 0.10.7 pickles into its own checkpoints.
-
-    ``message_hub`` holds :class:`HistoryBuffer` objects (numpy arrays and scalars inside, and their statistics
-    methods, pickled as ``getattr(HistoryBuffer, 'mean')``); ``meta`` holds numpy scalars.
-    """
-    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
-    dtypes = ('float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'bool')
-    return [HistoryBuffer, getattr, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar
-            ] + [type(np.dtype(name)) for name in dtypes]
-
-
-def allow_mmengine_checkpoints() -> None:
-    """Allow-list exactly :func:`mmengine_checkpoint_types` for ``torch.load(weights_only=True)``.
-
-    torch >= 2.6 loads with ``weights_only=True`` by default and refuses what MMEngine writes, which breaks
-    ``--resume``, ``load_from``, ``tools/test.py CONFIG CHECKPOINT`` and teachers trained with MMEngine. Safe loading
-    stays on: any other pickled object in any checkpoint is still refused.
-    """
-    torch.serialization.add_safe_globals(mmengine_checkpoint_types())
 
 
 def _replace_type(node: Any, old: str, new: str) -> int:

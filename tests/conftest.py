@@ -34,6 +34,16 @@ def toy_data_root(tmp_path_factory) -> str:
     return root
 
 
+@pytest.fixture
+def local_only_downloads(tmp_path, monkeypatch):
+    """Short download timeout, a private torch hub cache, and no proxy between us and 127.0.0.1."""
+    monkeypatch.setenv('GDKD_DOWNLOAD_TIMEOUT', '1')
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    for name in ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('no_proxy', '127.0.0.1,localhost')
+
+
 def config_path(*parts: str) -> str:
     return osp.join(REPO_ROOT, 'configs', *parts)
 
@@ -56,6 +66,20 @@ def fast_distill_options(data_root: str, teacher_ckpt: str, **extra) -> dict:
         'train_dataloader.dataset.pipeline.3.crop_size': (64, 128),
         'data_preprocessor.size': (64, 128), 'model.student.data_preprocessor.size': (64, 128),
         'train_cfg.val_interval': 1000, 'default_hooks.logger.interval': 1}, **extra)
+
+
+def toy_runner(data_root: str, teacher_ckpt: str, work_dir: str, max_iters: int, **changes):
+    """An in-process Runner on the demo distillation config (its default_hooks, hence NonFiniteLossHook,
+    included), at the 64x128 test crop, saving a checkpoint every iteration; ``changes``: more config options."""
+    import uuid
+    from gdkd_seg.compat import syncbn_to_bn
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(config_path('demo', 'gdkd_toy.py'))
+    cfg.merge_from_dict(fast_distill_options(data_root, teacher_ckpt))
+    cfg.merge_from_dict(dict({'work_dir': work_dir, 'experiment_name': f'toy_{uuid.uuid4().hex}',
+                              'train_cfg.max_iters': max_iters, 'default_hooks.checkpoint.interval': 1}, **changes))
+    syncbn_to_bn(cfg.model)
+    return Runner.from_cfg(cfg)
 
 
 def assert_student_trained_teacher_frozen(distiller, student_before: dict, teacher_before: dict,
@@ -90,16 +114,26 @@ def toy_teacher_ckpt(tmp_path_factory) -> str:
     return write_teacher_checkpoint(cfg.model, str(tmp_path_factory.mktemp('teacher') / 'teacher.pth'))
 
 
-def run_tool(script: str, *args: str, check: bool = True):
-    """Run ``tools/<script>`` in a subprocess from the repo root, as a user would; returns the CompletedProcess."""
+def run_tool(script: str, *args: str, check: bool = True, env: dict = None):
+    """Run ``tools/<script>`` in a subprocess from the repo root, as a user would (``env``: its environment,
+    default this process's); returns the CompletedProcess."""
     import subprocess
     import sys
     result = subprocess.run([sys.executable, osp.join(REPO_ROOT, 'tools', script), *args], cwd=REPO_ROOT,
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f'{script} {" ".join(args)} failed ({result.returncode}):\n'
                              f'{result.stdout[-4000:]}\n{result.stderr[-6000:]}')
     return result
+
+
+def load_tool(name: str):
+    """Import ``tools/<name>.py`` as a module (to call its functions in-process)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'gdkd_tool_{name}', osp.join(REPO_ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def cfg_options(options: dict) -> list:

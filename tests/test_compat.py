@@ -12,7 +12,8 @@ import torch
 
 import gdkd_seg
 from conftest import REPO_ROOT
-from gdkd_seg.compat import mmengine_checkpoint_types, syncbn_to_bn
+from gdkd_seg.checkpoint_allow_list import mmengine_checkpoint_globals
+from gdkd_seg.compat import syncbn_to_bn
 from gdkd_seg.models import load_teacher_weights
 from mmengine.logging import HistoryBuffer
 
@@ -33,9 +34,11 @@ def test_mmengine_message_hub_state_loads_with_weights_only(tmp_path):
     path = tmp_path / 'ckpt.pth'
     torch.save({'message_hub': {'loss': buffer}, 'meta': {'seed': np.int64(3), 'lr': np.float32(0.1)}}, path)
     loaded = torch.load(path)  # weights_only=True is torch's default
-    assert loaded['message_hub']['loss'].current() == 0.5 and loaded['meta']['seed'] == 3
-    # the allow-list is exactly what MMEngine writes: an arbitrary class is still refused
-    assert HistoryBuffer in mmengine_checkpoint_types()
+    assert type(loaded['message_hub']['loss']) is HistoryBuffer and loaded['message_hub']['loss'].current() == 0.5
+    assert loaded['meta']['seed'] == 3
+    # the allow-list maps MMEngine's names to narrow stand-ins: no general-purpose callable is on it
+    allowed = [entry for entry, _ in mmengine_checkpoint_globals()]
+    assert not {getattr, eval, np.ndarray, np.dtype, HistoryBuffer} & set(allowed)
 
 
 class Payload:
@@ -66,7 +69,7 @@ def test_syncbn_to_bn_converts_every_nested_norm(caplog):
 def test_no_deprecated_numpy_aliases_on_our_paths():
     with warnings.catch_warnings():
         warnings.simplefilter('error', DeprecationWarning)
-        mmengine_checkpoint_types()
+        mmengine_checkpoint_globals()
     # aliases removed in numpy 1.24/2.0 (np.float, np.int, ...), not the sized types (np.float32)
     deprecated = re.compile(r'\bnp\.(float|int|bool|object|str|unicode)\b(?![\d_])')
     offenders = []

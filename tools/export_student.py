@@ -1,11 +1,13 @@
 """Export a distilled student as a plain MMSeg model: a config and a checkpoint that MMSeg loads without gdkd_seg.
 
-    python tools/export_student.py CONFIG CHECKPOINT OUT_DIR
+    python tools/export_student.py CONFIG CHECKPOINT OUT_DIR [--allow-partial]
 
 Writes ``OUT_DIR/student_config.py`` (the student's segmentor with the distiller's data preprocessor, and the
 config's data, evaluation and runtime settings) and ``OUT_DIR/student.pth`` (the student's weights with keys as
 MMSeg's EncoderDecoder names them, plus the dataset meta; plain tensors only, so ``torch.load(weights_only=True)``
-and MMSeg's ``tools/test.py`` / ``mmseg.apis.init_model`` read it on any torch).
+and MMSeg's ``tools/test.py`` / ``mmseg.apis.init_model`` read it on any torch). A checkpoint whose student weights
+are not those of the config's student (missing, unexpected or mis-shaped keys) is refused unless
+``--allow-partial``.
 """
 import argparse
 import os
@@ -13,17 +15,25 @@ import os.path as osp
 
 import torch
 
-import gdkd_seg  # noqa: F401  (reads our training checkpoints: see gdkd_seg.compat)
+import gdkd_seg  # noqa: F401  (registers the toolkit)
+from gdkd_seg.checkpoint_loading import load_checkpoint_file
+from gdkd_seg.state_dict_match import check_state_dict_matches
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmseg.registry import MODELS
 
 STUDENT_PREFIX = 'student.'
 
 
-def export_student(config_path: str, checkpoint_path: str, out_dir: str) -> tuple:
+def export_student(config_path: str, checkpoint_path: str, out_dir: str, allow_partial: bool = False) -> tuple:
     """Write the student's config and checkpoint; returns their paths.
+
+    Args:
+        allow_partial: export student weights that do not match the config's student, with a warning.
 
     Raises:
         ValueError: when the config is not a SegDistiller config or the checkpoint holds no student weights.
+        RuntimeError: when the student weights do not match the config's student (unless ``allow_partial``).
     """
     cfg = Config.fromfile(config_path)
     if cfg.model.get('type') != 'SegDistiller':
@@ -39,12 +49,17 @@ def export_student(config_path: str, checkpoint_path: str, out_dir: str) -> tupl
     cfg.pop('custom_imports', None)
     cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', []) if hook.get('type') != 'DistillWarmupHook']
 
-    checkpoint = torch.load(checkpoint_path, map_location='cpu')
+    checkpoint = load_checkpoint_file(checkpoint_path, setting='the CHECKPOINT argument')
     state_dict = checkpoint.get('state_dict', checkpoint)
     student_state = {key[len(STUDENT_PREFIX):]: value for key, value in state_dict.items()
                      if key.startswith(STUDENT_PREFIX)}
     if not student_state:
         raise ValueError(f'{checkpoint_path} holds no {STUDENT_PREFIX}* weights; is it a SegDistiller checkpoint?')
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        expected = MODELS.build(student).state_dict()
+    check_state_dict_matches(student_state, expected, f'{checkpoint_path} does not match the student of {config_path}',
+                             'Is it a checkpoint of this config (not a student of other widths)? Pass '
+                             '--allow-partial to export it anyway.', allow_partial)
     meta = {'dataset_meta': checkpoint.get('meta', {}).get('dataset_meta', {}),
             'exported_from': osp.abspath(checkpoint_path)}
 
@@ -60,8 +75,11 @@ def main() -> None:
     parser.add_argument('config', help='the distillation config the checkpoint was trained with')
     parser.add_argument('checkpoint', help='a SegDistiller checkpoint (e.g. work_dirs/.../iter_40000.pth)')
     parser.add_argument('out_dir', help='folder for student_config.py and student.pth')
+    parser.add_argument('--allow-partial', action='store_true', default=False,
+                        help='export student weights that do not all match the config\'s student (missing, '
+                             'unexpected or mis-shaped keys), with a warning; refused by default')
     args = parser.parse_args()
-    for path in export_student(args.config, args.checkpoint, args.out_dir):
+    for path in export_student(args.config, args.checkpoint, args.out_dir, args.allow_partial):
         print(f'wrote {path}')
 
 

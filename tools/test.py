@@ -1,14 +1,17 @@
 """Evaluate a segmentor, or a distiller's student, with MMSeg's metrics; the flags are MMSeg's ``tools/test.py``'s.
 
-    python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir DIR] [--tta]
+    python tools/test.py CONFIG CHECKPOINT [--out DIR] [--show-dir DIR] [--tta] [--allow-partial]
 
-For a distillation config only the student is built: testing never needs (or downloads) the teacher.
+For a distillation config only the student is built: testing never needs (or downloads) the teacher. A CHECKPOINT
+whose weights are not the model's (missing, unexpected or mis-shaped keys) is refused unless ``--allow-partial``.
 """
 import argparse
 import os
 
 import gdkd_seg  # noqa: F401  (registers the toolkit and applies the stack's compatibility fixes)
+from gdkd_seg.checkpoint_loading import loading_for
 from gdkd_seg.compat import init_cpu_distributed
+from gdkd_seg.hooks import CheckpointMatchHook
 from gdkd_seg.run_config import (add_data_check_arguments, close_process_group, load_run_config,
                                  prepare_run)
 from mmengine.config import Config, DictAction
@@ -31,6 +34,9 @@ def parse_args() -> argparse.Namespace:
                         help='job launcher')
     parser.add_argument('--tta', action='store_true', help='test time augmentation')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--allow-partial', action='store_true', default=False,
+                        help='evaluate a checkpoint whose weights do not all match the model (missing, unexpected '
+                             'or mis-shaped keys), with a warning; refused by default')
     add_data_check_arguments(parser)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -77,10 +83,13 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 def main() -> None:
-    cfg = build_config(parse_args())
+    args = parse_args()
+    cfg = build_config(args)
     init_cpu_distributed(cfg)  # a no-op unless build_config adapted a distributed run to CPUs
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.test()
+    runner.register_hook(CheckpointMatchHook(args.checkpoint, allow_partial=args.allow_partial))
+    with loading_for('the CHECKPOINT argument (load_from)'):
+        runner.test()
     close_process_group()
 
 

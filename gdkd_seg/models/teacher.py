@@ -16,7 +16,9 @@ from mmengine.registry import Registry
 from mmengine.runner import CheckpointLoader
 from torch import nn
 
-MAX_KEYS_SHOWN = 10
+from ..checkpoint_loading import loading_for
+from ..state_dict_match import check_state_dict_matches
+
 DOWNLOAD_TIMEOUT_ENV = 'GDKD_DOWNLOAD_TIMEOUT'
 DEFAULT_DOWNLOAD_TIMEOUT = 60.0
 
@@ -34,12 +36,6 @@ def teacher_model_config(teacher: Union[dict, str]) -> ConfigDict:
                                     "'mmseg::...' / 'mmpretrain::...' config, or the model config as a dict")
         return ConfigDict(config.model)
     return ConfigDict(teacher)
-
-
-def _shown(keys) -> str:
-    keys = sorted(keys)
-    more = f' ... and {len(keys) - MAX_KEYS_SHOWN} more' if len(keys) > MAX_KEYS_SHOWN else ''
-    return ', '.join(keys[:MAX_KEYS_SHOWN]) + more
 
 
 def download_timeout() -> float:
@@ -79,18 +75,13 @@ def _load_checkpoint(checkpoint_path: str) -> dict:
 
 
 def _checkpoint_state_dict(checkpoint_path: str) -> dict:
-    """Read a checkpoint with ``weights_only=True`` (MMEngine's loader) and return its bare state dict."""
+    """Read a checkpoint with ``weights_only=True`` (MMEngine's loader, made safe by
+    :mod:`gdkd_seg.checkpoint_loading`) and return its bare state dict."""
     try:
-        checkpoint = _load_checkpoint(checkpoint_path)
+        with loading_for('model.teacher_ckpt'):
+            checkpoint = _load_checkpoint(checkpoint_path)
     except FileNotFoundError as err:
         raise FileNotFoundError(f'teacher_ckpt {checkpoint_path!r} does not exist: {err}') from err
-    except Exception as err:
-        if 'Weights only load failed' in str(err):
-            raise RuntimeError(
-                f'teacher_ckpt {checkpoint_path!r} holds pickled objects that are not plain weights, so it was '
-                'refused (torch.load(weights_only=True)). Load it yourself only if you trust it, and save just its '
-                "state_dict: torch.save({'state_dict': ckpt['state_dict']}, path)") from err
-        raise
     state_dict = checkpoint.get('state_dict', checkpoint.get('model', checkpoint))
     if not isinstance(state_dict, dict):
         raise RuntimeError(f'teacher_ckpt {checkpoint_path!r} holds no state dict (found {type(state_dict)})')
@@ -106,16 +97,8 @@ def load_teacher_weights(teacher: nn.Module, checkpoint_path: str) -> None:
     """
     state_dict = _checkpoint_state_dict(checkpoint_path)
     expected = teacher.state_dict()
-    missing = {key for key in expected if key not in state_dict and not key.endswith('num_batches_tracked')}
-    unexpected = {key for key in state_dict if key not in expected and not key.endswith('num_batches_tracked')}
-    mis_shaped = {f'{key} {tuple(state_dict[key].shape)} != {tuple(value.shape)}'
-                  for key, value in expected.items()
-                  if key in state_dict and tuple(state_dict[key].shape) != tuple(value.shape)}
-    if missing or unexpected or mis_shaped:
-        problems = [f'{name} keys: {_shown(keys)}' for name, keys in
-                    (('missing', missing), ('unexpected', unexpected), ('mis-shaped', mis_shaped)) if keys]
-        raise RuntimeError(f'teacher_ckpt {checkpoint_path!r} does not match the teacher config; ' +
-                           '; '.join(problems) + '. Check that the checkpoint belongs to this teacher architecture.')
+    check_state_dict_matches(state_dict, expected, f'teacher_ckpt {checkpoint_path!r} does not match the teacher '
+                             'config', 'Check that the checkpoint belongs to this teacher architecture.')
     state_dict = {key: value for key, value in state_dict.items() if key in expected}
     teacher.load_state_dict(state_dict, strict=False)
 
