@@ -10,6 +10,7 @@ from mmengine.runner import Runner
 
 from conftest import (assert_student_trained_teacher_frozen, config_path, tiny_data_options,
                       write_teacher_checkpoint)
+from gdkd_seg.benchmark import random_seg_batch
 from gdkd_seg.compat import syncbn_to_bn
 from gdkd_seg.datasets.checks import check_data_roots
 from mmseg.registry import MODELS
@@ -159,7 +160,9 @@ def test_teacher_precision_hands_float32_logits_close_to_fp32(toy_data_root, toy
     fast = MODELS.build(cfg.model)
     fast.student.load_state_dict(exact.student.state_dict())
     assert (fast.teacher_precision, fast.teacher_channels_last) == (precision, channels_last)
-    conv_weights = [module.weight for module in fast.teacher.modules() if isinstance(module, torch.nn.Conv2d)]
+    # (1x1 kernels are contiguous in both layouts)
+    conv_weights = [module.weight for module in fast.teacher.modules()
+                    if isinstance(module, torch.nn.Conv2d) and module.kernel_size != (1, 1)]
     assert all(weight.is_contiguous(memory_format=torch.channels_last) == channels_last and
                weight.dtype == torch.float32 for weight in conv_weights)
 
@@ -172,13 +175,14 @@ def test_teacher_precision_hands_float32_logits_close_to_fp32(toy_data_root, toy
     assert not torch.equal(logits, reference)
     assert (logits - reference).abs().max() <= 2 ** -6 * reference.abs().max()
 
-    samples = random_seg_samples(2, (64, 128))
+    _, samples = random_seg_batch(2, (64, 128), num_classes=19)
     teacher_before = copy.deepcopy(fast.teacher.state_dict())
-    fast.train()
-    losses = fast.loss(inputs, samples)
+    torch.manual_seed(1)  # the same dropout in both students
+    losses = fast.train().loss(inputs, samples)
     sum(value for key, value in losses.items() if 'loss' in key).backward()
+    torch.manual_seed(1)
     exact_loss = exact.train().loss(inputs, samples)['distill.loss_gdkd']
-    assert losses['distill.loss_gdkd'].item() == pytest.approx(exact_loss.item(), rel=0.02)
+    assert losses['distill.loss_gdkd'].item() == pytest.approx(exact_loss.item(), rel=5e-3)
     assert not fast.teacher.training
     assert all(param.grad is None and not param.requires_grad for param in fast.teacher.parameters())
     assert all(torch.equal(value, teacher_before[key]) for key, value in fast.teacher.state_dict().items())

@@ -225,11 +225,16 @@ class ClsDistiller(FrozenTeacherMixin, BaseClassifier):
         # ImageClassifier.loss is head.loss(feats) = head._get_loss(head(feats)); the logits are needed here too
         student_logits = self._logits(self.student.head(self.student.extract_feat(inputs)), 'student')
         losses = _add_prefix(self.student.head._get_loss(student_logits, data_samples), 'cls')
-        teacher_logits, = self.teacher_outputs(
-            lambda teacher, batch: [self._logits(teacher.head(teacher.extract_feat(batch)), 'teacher')], inputs)
+        teacher_logits = self.teacher_logits(inputs)
         losses.update(distill_loss_dict(self.distill_losses, student_logits, teacher_logits,
                                         self._distill_labels(data_samples), 'distill', self.distill_weight_factor))
         return losses
+
+    def teacher_logits(self, inputs: Tensor) -> Tensor:
+        """The teacher's logits ``(N, num_classes)``: float32, computed without gradients at ``teacher_precision``."""
+        logits, = self.teacher_outputs(
+            lambda teacher, batch: [self._logits(teacher.head(teacher.extract_feat(batch)), 'teacher')], inputs)
+        return logits
 
     @staticmethod
     def _logits(output, who: str) -> Tensor:
