@@ -18,6 +18,16 @@ from .compat import syncbn_to_bn
 from .models import teacher_model_config
 
 
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """The config at ``path`` with ``--cfg-options`` merged, its default scope (``mmseg``) made current."""
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    return cfg
+
+
 def random_seg_batch(batch: int, crop: Tuple[int, int], num_classes: int,
                      device: str = 'cpu') -> Tuple[torch.Tensor, list]:
     """A batch of N(0, 1) images ``(batch, 3, H, W)`` and ``SegDataSample`` s with random labels in

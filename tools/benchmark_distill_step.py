@@ -20,11 +20,11 @@ import time
 import torch
 
 import gdkd_seg  # noqa: F401
-from gdkd_seg.benchmark import build_seg_distiller, crop_size, median_seconds, random_seg_batch
+from gdkd_seg.benchmark import (build_seg_distiller, crop_size, load_config, median_seconds,
+                                random_seg_batch)
 from gdkd_seg.data_throughput import data_bound_report, time_pipeline
 from gdkd_seg.models.teacher import TEACHER_PRECISIONS
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
+from mmengine.config import DictAction
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,10 +47,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    cfg = load_config(args.config, args.cfg_options)
     crop = crop_size(cfg, args.crop)
     options = {}
     if args.teacher_precision:

@@ -21,12 +21,12 @@ import torch
 from torch import Tensor
 
 import gdkd_seg  # noqa: F401
-from gdkd_seg.benchmark import build_seg_distiller, crop_size, median_seconds, random_seg_batch
+from gdkd_seg.benchmark import (build_seg_distiller, crop_size, load_config, median_seconds,
+                                random_seg_batch)
 from gdkd_seg.datasets.checks import check_data_roots
 from gdkd_seg.models.distill_losses import distill_loss_dict
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import init_default_scope
 
 # (teacher_precision, teacher_channels_last), fp32 first: the reference of the others. channels_last last: it
 # converts the teacher's weights in place.
@@ -105,10 +105,7 @@ def rows(distiller, inputs: Tensor, samples: list, repeats: int, device: str) ->
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    cfg = load_config(args.config, args.cfg_options)
     distiller = build_seg_distiller(cfg, args.device, args.teacher_ckpt).eval()
     inputs, samples, source = batch_of(cfg, distiller, args)
     print(f'config: {args.config}\nteacher: {args.teacher_ckpt or "random weights"}\ndevice: {args.device}; '

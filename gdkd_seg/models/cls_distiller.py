@@ -121,7 +121,8 @@ class ClsDistiller(FrozenTeacherMixin, BaseClassifier):
         self.distill_weight_factor = 1.0
         self._check_batch_augments()
 
-        self.set_teacher(None, teacher_precision, teacher_channels_last)  # checks the options before the teacher is built
+        # checks the options before the (slow, maybe downloading) teacher build
+        self.set_teacher(None, teacher_precision, teacher_channels_last)
         if teacher is not None:
             teacher_cfg = teacher_model_config(teacher)
             self._check_teacher_config(teacher_cfg, _teacher_data_preprocessor(teacher, teacher_cfg), num_classes)

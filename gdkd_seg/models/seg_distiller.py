@@ -72,7 +72,8 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
         # set by DistillWarmupHook; multiplies every distillation loss
         self.distill_weight_factor = 1.0
 
-        self.set_teacher(None, teacher_precision, teacher_channels_last)  # checks the options before the teacher is built
+        # checks the options before the (slow, maybe downloading) teacher build
+        self.set_teacher(None, teacher_precision, teacher_channels_last)
         if teacher is not None:
             teacher_cfg = teacher_model_config(teacher)
             self._check_teacher_config(teacher_cfg, data_preprocessor)
