@@ -134,14 +134,15 @@ def data_bound_report(speed: PipelineSpeed, batch_size: int, step_seconds: float
         bound = True
         loader = f'{batch_size * ms_per_image:.1f} ms per batch of {batch_size}, in the main process between steps'
     needed = workers_needed(batch_size, step_seconds, speed.images_per_second)
-    verdict = (f'**data-bound**: the GPU waits for data; use num_workers >= {needed}' if bound else
-               f'not data-bound (num_workers >= {needed} keep up)')
     rows = [
         ('images', speed.source),
         ('one worker', f'{speed.images_per_second:.1f} images/s ({ms_per_image:.1f} ms per image, '
                        f'{speed.samples} images, 1 thread)'),
         (f'loader, num_workers={num_workers}', loader),
         (step_name, f'{1000 * step_seconds:.1f} ms per batch of {batch_size}'),
-        ('verdict', f'{verdict} (x{WORKER_HEADROOM} headroom; per GPU process: G GPUs need G x that many cores)'),
+        ('workers that keep up', f'{needed} per GPU process (with x{WORKER_HEADROOM} headroom; G GPUs need G x '
+                                 f'{needed} cores)'),
+        ('verdict', f'**data-bound**: the GPU waits for data; set num_workers >= {needed}' if bound else
+                    'not data-bound'),
     ]
     return '| data loading | |\n|---|---|\n' + '\n'.join(f'| {name} | {value} |' for name, value in rows)

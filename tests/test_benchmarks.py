@@ -21,9 +21,10 @@ def test_report_says_when_the_loader_starves_the_step():
     speed = PipelineSpeed(images_per_second=1 / 0.075, samples=20, source='toy city')
     starved = data_bound_report(speed, batch_size=2, step_seconds=0.054, num_workers=2)
     assert '75.0 ms per image' in starved and '75.0 ms per batch of 2 (2 workers in parallel)' in starved
-    assert '**data-bound**' in starved and 'use num_workers >= 4' in starved
+    assert '| workers that keep up | 4 per GPU process' in starved
+    assert '| verdict | **data-bound**: the GPU waits for data; set num_workers >= 4 |' in starved
     fed = data_bound_report(speed, batch_size=2, step_seconds=0.054, num_workers=8)
-    assert 'not data-bound (num_workers >= 4 keep up)' in fed
+    assert '| verdict | not data-bound |' in fed
     main_process = data_bound_report(speed, batch_size=2, step_seconds=1.0, num_workers=0)
     assert '**data-bound**' in main_process and 'in the main process between steps' in main_process
 
