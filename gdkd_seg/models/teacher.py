@@ -167,7 +167,7 @@ class FrozenTeacherMixin:
     Its forward (:meth:`teacher_outputs`) runs without gradients, at ``teacher_precision`` (under
     ``torch.autocast`` for ``'bf16'`` / ``'fp16'``; ``'fp32'`` adds no autocast, so the teacher runs in float32, or
     under AMP when the whole step does) and, with ``teacher_channels_last``, on channels_last weights and
-    inputs (faster convolutions on GPUs with tensor cores); the losses always get float32 logits.
+    inputs (faster convolutions on GPUs with tensor cores); the losses get float32 logits whatever the precision.
     """
 
     def set_teacher(self, teacher: Optional[nn.Module], teacher_precision: str = 'fp32',
@@ -198,8 +198,8 @@ class FrozenTeacherMixin:
             inputs: the preprocessed batch ``(N, 3, H, W)``.
 
         Returns:
-            The tensors ``forward`` returned, in float32 and the standard (contiguous) layout the losses read; a
-            float32 teacher's outputs are returned as they are.
+            The tensors ``forward`` returned, in float32 (float64 stays float64) and the standard (contiguous)
+            layout the losses read; contiguous float32 outputs are returned as they are, without a copy.
         """
         if self.teacher_channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -208,7 +208,8 @@ class FrozenTeacherMixin:
             torch.autocast(device_type=inputs.device.type, dtype=self._teacher_autocast_dtype)
         with torch.no_grad(), precision:
             outputs = forward(self.teacher, inputs)
-        return [output.to(torch.float32, memory_format=torch.contiguous_format) for output in outputs]
+        return [output.to(torch.promote_types(output.dtype, torch.float32), memory_format=torch.contiguous_format)
+                for output in outputs]
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
