@@ -260,6 +260,7 @@ def test_evaluation_build_needs_no_teacher(cifar_config, image_folder, tiny_teac
     (dict(distill_losses=dict(gdkd=dict(type='GDKDLoss'))), ValueError, "must start with 'loss'"),
     (dict(distill_losses=dict(loss_gdkd=dict(type='GDKDLoss', k=7))), ValueError,
      r'distill_losses\.loss_gdkd: k=7 is larger than the number of classes C=6'),
+    (dict(teacher_precision='float16'), ValueError, "teacher_precision='float16' is not one of 'fp32', 'bf16'"),
 ])
 def test_bad_distiller_config_fails_before_training(cifar_config, image_folder, tiny_teacher_ckpt, tmp_path, change,
                                                     error, message):
@@ -267,3 +268,27 @@ def test_bad_distiller_config_fails_before_training(cifar_config, image_folder, 
     model_cfg.update(change)
     with pytest.raises(error, match=message):
         build_distiller(model_cfg)
+
+
+def test_bf16_channels_last_teacher_hands_float32_logits_close_to_fp32(cifar_config, image_folder, tiny_teacher_ckpt,
+                                                                       tmp_path):
+    model_cfg = tiny_model_cfg(cifar_config, image_folder, tiny_teacher_ckpt, tmp_path)
+    exact = build_distiller(model_cfg)
+    fast = build_distiller(dict(model_cfg, teacher_precision='bf16', teacher_channels_last=True))
+    fast.student.load_state_dict(exact.student.state_dict())
+    stem = fast.teacher.backbone.conv1.weight
+    assert stem.is_contiguous(memory_format=torch.channels_last) and stem.dtype == torch.float32
+
+    torch.manual_seed(0)
+    inputs = torch.randn(4, 3, 32, 32)
+    samples = [DataSample().set_gt_label(label) for label in range(4)]
+    reference, logits = exact.teacher_logits(inputs), fast.teacher_logits(inputs)
+    assert logits.dtype == torch.float32 and not torch.equal(logits, reference)
+    assert (logits - reference).abs().max() <= 2 ** -6 * reference.abs().max()
+
+    losses = fast.train().loss(inputs, samples)
+    sum(value for key, value in losses.items() if 'loss' in key).backward()
+    assert losses['distill.loss_gdkd'].item() == pytest.approx(
+        exact.train().loss(inputs, samples)['distill.loss_gdkd'].item(), rel=5e-3)
+    assert not fast.teacher.training
+    assert all(param.grad is None and not param.requires_grad for param in fast.teacher.parameters())

@@ -1,14 +1,16 @@
 """SegDistiller on the real MMSeg/MMEngine stack: a training step, frozen teacher, checkpoints, bad input."""
+import argparse
 import copy
 import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from conftest import (assert_student_trained_teacher_frozen, config_path, tiny_data_options,
                       write_teacher_checkpoint)
+from gdkd_seg.benchmark import random_seg_batch
 from gdkd_seg.compat import syncbn_to_bn
 from gdkd_seg.datasets.checks import check_data_roots
 from mmseg.registry import MODELS
@@ -95,6 +97,9 @@ def test_evaluation_build_needs_no_teacher(toy_data_root, toy_teacher_ckpt, tmp_
     # the Runner hands the distiller the config's top-level data_preprocessor: a stale one must not pad silently
     (dict(data_preprocessor=dict(type='SegDataPreProcessor', size=(512, 1024))), ValueError,
      r"data_preprocessor.size=\(512, 1024\) differs from the student's \(128, 256\)"),
+    (dict(teacher_precision='half'), ValueError, "teacher_precision='half' is not one of 'fp32', 'bf16', 'fp16'"),
+    (dict(teacher_precision='bf16', teacher=None, teacher_ckpt=None, teacher_channels_last='yes'), ValueError,
+     "teacher_channels_last='yes' must be True or False"),
 ])
 def test_bad_distiller_config_fails_before_training(toy_data_root, toy_teacher_ckpt, tmp_path, change, error,
                                                     message):
@@ -135,3 +140,49 @@ def test_missing_data_root_names_the_path(toy_data_root, toy_teacher_ckpt, tmp_p
     cfg.train_dataloader.dataset.data_root = str(tmp_path)
     with pytest.raises(FileNotFoundError, match='leftImg8bit/train'):
         check_data_roots(cfg)
+
+
+
+def cfg_options_of(*arguments: str) -> dict:
+    """What ``--cfg-options ARGUMENTS`` gives the tools (MMEngine's DictAction parses the values)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(['--cfg-options', *arguments]).cfg_options
+
+
+@pytest.mark.parametrize('precision, channels_last', [('fp16', False), ('bf16', True)])
+def test_teacher_precision_hands_float32_logits_close_to_fp32(toy_data_root, toy_teacher_ckpt, tmp_path, precision,
+                                                              channels_last):
+    cfg = toy_distill_config(toy_data_root, toy_teacher_ckpt, str(tmp_path))
+    exact = MODELS.build(cfg.model)
+    cfg.merge_from_dict(cfg_options_of(f'model.teacher_precision={precision}',
+                                       f'model.teacher_channels_last={channels_last}'))
+    fast = MODELS.build(cfg.model)
+    fast.student.load_state_dict(exact.student.state_dict())
+    assert (fast.teacher_precision, fast.teacher_channels_last) == (precision, channels_last)
+    # (1x1 kernels are contiguous in both layouts)
+    conv_weights = [module.weight for module in fast.teacher.modules()
+                    if isinstance(module, torch.nn.Conv2d) and module.kernel_size != (1, 1)]
+    assert all(weight.is_contiguous(memory_format=torch.channels_last) == channels_last and
+               weight.dtype == torch.float32 for weight in conv_weights)
+
+    torch.manual_seed(0)
+    inputs = torch.randn(2, 3, 64, 128)
+    reference, _ = exact.teacher_logits(inputs)
+    logits, _ = fast.teacher_logits(inputs)
+    assert logits.dtype == torch.float32 and logits.is_contiguous()
+    # the forward did run at lower precision, and stays within its rounding (bf16: 8 significant bits)
+    assert not torch.equal(logits, reference)
+    assert (logits - reference).abs().max() <= 2 ** -6 * reference.abs().max()
+
+    _, samples = random_seg_batch(2, (64, 128), num_classes=19)
+    teacher_before = copy.deepcopy(fast.teacher.state_dict())
+    torch.manual_seed(1)  # the same dropout in both students
+    losses = fast.train().loss(inputs, samples)
+    sum(value for key, value in losses.items() if 'loss' in key).backward()
+    torch.manual_seed(1)
+    exact_loss = exact.train().loss(inputs, samples)['distill.loss_gdkd']
+    assert losses['distill.loss_gdkd'].item() == pytest.approx(exact_loss.item(), rel=5e-3)
+    assert not fast.teacher.training
+    assert all(param.grad is None and not param.requires_grad for param in fast.teacher.parameters())
+    assert all(torch.equal(value, teacher_before[key]) for key, value in fast.teacher.state_dict().items())

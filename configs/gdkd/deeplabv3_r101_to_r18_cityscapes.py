@@ -15,9 +15,20 @@ model = dict(
                   'deeplabv3_r101-d8_512x1024_80k_cityscapes/'
                   'deeplabv3_r101-d8_512x1024_80k_cityscapes_20200606_113503-9e428899.pth'),
     distill_losses=dict(
-        loss_gdkd=dict(type='GDKDLoss', k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0, loss_weight=1.0)))
+        loss_gdkd=dict(type='GDKDLoss', k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0, loss_weight=1.0)),
+    # The frozen teacher in float32. On GPUs `--cfg-options model.teacher_precision=bf16
+    # model.teacher_channels_last=True` runs its forward faster under bf16 autocast (README: "Teacher precision").
+    teacher_precision='fp32',
+    teacher_channels_last=False)
 
-train_dataloader = dict(batch_size=2, num_workers=2)
+# Loader sized for one modern GPU per process (every config here inherits it). Measured on an H200 (issue 12): the
+# training pipeline (RandomResize 0.5-2.0 of a 1024x2048 image, crop, flip, PhotoMetricDistortion) takes ~75 ms per
+# image on one core, and the distillation step ~54 ms per batch of 2, so a batch needs 2 x 75 / 54 = 2.8 workers
+# to be ready in time; MMSeg's 2 starve the GPU. 8 leave room for real photos (slower to decode than the toy images
+# measured), a faster step (bf16 teacher) and busy cores; 8 GPUs then use 64 cores. persistent_workers keeps the
+# workers (and their dataset copies) alive between epochs; pin_memory lets the batch copy to the GPU asynchronously.
+# Check a machine with: python tools/benchmark_distill_step.py CONFIG --batch 2 (its "data loading" table).
+train_dataloader = dict(batch_size=2, num_workers=8, persistent_workers=True, pin_memory=True)
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0005))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=40000, by_epoch=False)]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=40000, val_interval=4000)

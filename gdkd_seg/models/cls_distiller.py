@@ -88,12 +88,17 @@ class ClsDistiller(FrozenTeacherMixin, BaseClassifier):
         data_preprocessor: defaults to the student's, then to mmpretrain's ``ClsDataPreprocessor``; MMEngine's
             Runner passes the config's top-level ``data_preprocessor`` here. The teacher sees the same inputs, so
             its normalisation must match.
+        teacher_precision: ``'fp32'`` (default), ``'bf16'`` or ``'fp16'``: the teacher's forward runs under
+            ``torch.autocast`` at that precision (faster on GPUs; the losses still get float32 logits).
+        teacher_channels_last: convert the teacher's weights, once, and its inputs to channels_last (faster
+            convolutions on GPUs with tensor cores, mostly with bf16 / fp16).
         init_cfg: MMEngine init config of the distiller.
     """
 
     def __init__(self, student: dict, teacher: Union[dict, str, None] = None, teacher_ckpt: Optional[str] = None,
-                 distill_losses: Optional[Dict[str, dict]] = None,
-                 data_preprocessor: Union[dict, nn.Module, None] = None, init_cfg: Optional[dict] = None) -> None:
+                 distill_losses: Optional[Dict[str, dict]] = None, teacher_precision: str = 'fp32',
+                 teacher_channels_last: bool = False, data_preprocessor: Union[dict, nn.Module, None] = None,
+                 init_cfg: Optional[dict] = None) -> None:
         student = dict(student)
         student_preprocessor = student.pop('data_preprocessor', None)
         student_batch_augments = student.pop('train_cfg', None)
@@ -116,13 +121,15 @@ class ClsDistiller(FrozenTeacherMixin, BaseClassifier):
         self.distill_weight_factor = 1.0
         self._check_batch_augments()
 
-        self.set_teacher(None)
+        # checks the options before the (slow, maybe downloading) teacher build
+        self.set_teacher(None, teacher_precision, teacher_channels_last)
         if teacher is not None:
             teacher_cfg = teacher_model_config(teacher)
             self._check_teacher_config(teacher_cfg, _teacher_data_preprocessor(teacher, teacher_cfg), num_classes)
             teacher_cfg.pop('data_preprocessor', None)
             teacher_cfg.pop('train_cfg', None)
-            self.set_teacher(build_frozen_teacher(teacher_cfg, teacher_ckpt, MODELS))
+            self.set_teacher(build_frozen_teacher(teacher_cfg, teacher_ckpt, MODELS), teacher_precision,
+                             teacher_channels_last)
 
     # ----------------------------------------------------------------------------------------------------------
     # build-time checks
@@ -219,11 +226,16 @@ class ClsDistiller(FrozenTeacherMixin, BaseClassifier):
         # ImageClassifier.loss is head.loss(feats) = head._get_loss(head(feats)); the logits are needed here too
         student_logits = self._logits(self.student.head(self.student.extract_feat(inputs)), 'student')
         losses = _add_prefix(self.student.head._get_loss(student_logits, data_samples), 'cls')
-        with torch.no_grad():
-            teacher_logits = self._logits(self.teacher.head(self.teacher.extract_feat(inputs)), 'teacher')
+        teacher_logits = self.teacher_logits(inputs)
         losses.update(distill_loss_dict(self.distill_losses, student_logits, teacher_logits,
                                         self._distill_labels(data_samples), 'distill', self.distill_weight_factor))
         return losses
+
+    def teacher_logits(self, inputs: Tensor) -> Tensor:
+        """The teacher's logits ``(N, num_classes)``: float32, computed without gradients at ``teacher_precision``."""
+        logits, = self.teacher_outputs(
+            lambda teacher, batch: [self._logits(teacher.head(teacher.extract_feat(batch)), 'teacher')], inputs)
+        return logits
 
     @staticmethod
     def _logits(output, who: str) -> Tensor:

@@ -1,5 +1,5 @@
 """SegDistiller: a trainable MMSeg student distilled from a frozen MMSeg teacher."""
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmseg.models.segmentors.base import BaseSegmentor
@@ -33,6 +33,11 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
             student's and teacher's decode-head logits with the ground truth. Names must start with ``loss``.
         aux_distill_weight: when > 0, the same losses are also applied to each auxiliary head's logits (student vs
             teacher, matched by position), scaled by this weight.
+        teacher_precision: ``'fp32'`` (default), ``'bf16'`` or ``'fp16'``: the teacher's forward runs under
+            ``torch.autocast`` at that precision (faster on GPUs; the losses still get float32 logits). See the
+            README's "Teacher precision" for how much the logits and the loss move.
+        teacher_channels_last: convert the teacher's weights, once, and its inputs to channels_last (faster
+            convolutions on GPUs with tensor cores, mostly with bf16 / fp16).
         data_preprocessor: defaults to the student's. The teacher sees the same preprocessed inputs, so its
             normalisation must match.
         init_cfg: MMEngine init config of the distiller.
@@ -42,6 +47,7 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
 
     def __init__(self, student: dict, teacher: Union[dict, str, None] = None, teacher_ckpt: Optional[str] = None,
                  distill_losses: Optional[Dict[str, dict]] = None, aux_distill_weight: float = 0.0,
+                 teacher_precision: str = 'fp32', teacher_channels_last: bool = False,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None,
                  pretrained: Optional[str] = None, train_cfg: Optional[dict] = None) -> None:
         if pretrained is not None or train_cfg is not None:
@@ -66,12 +72,14 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
         # set by DistillWarmupHook; multiplies every distillation loss
         self.distill_weight_factor = 1.0
 
-        self.set_teacher(None)
+        # checks the options before the (slow, maybe downloading) teacher build
+        self.set_teacher(None, teacher_precision, teacher_channels_last)
         if teacher is not None:
             teacher_cfg = teacher_model_config(teacher)
             self._check_teacher_config(teacher_cfg, data_preprocessor)
             teacher_cfg.pop('data_preprocessor', None)
-            self.set_teacher(build_frozen_teacher(teacher_cfg, teacher_ckpt, MODELS))
+            self.set_teacher(build_frozen_teacher(teacher_cfg, teacher_ckpt, MODELS), teacher_precision,
+                             teacher_channels_last)
             if aux_distill_weight > 0 and len(_heads(self.teacher.auxiliary_head)) < len(
                     _heads(self.student.auxiliary_head)):
                 raise ValueError('aux_distill_weight > 0 needs a teacher auxiliary head for each student one')
@@ -101,12 +109,7 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
             prefix = 'aux' if len(student_aux) == 1 else f'aux_{index}'
             losses.update(add_prefix(head.loss_by_feat(logits, data_samples), prefix))
 
-        with torch.no_grad():
-            teacher_features = self.teacher.extract_feat(inputs)
-            teacher_logits = self.teacher.decode_head(teacher_features)
-            teacher_aux = [head(teacher_features) for head in _heads(self.teacher.auxiliary_head)] \
-                if self.aux_distill_weight > 0 else []
-
+        teacher_logits, teacher_aux = self.teacher_logits(inputs)
         gt = torch.stack([sample.gt_sem_seg.data for sample in data_samples])
         losses.update(distill_loss_dict(self.distill_losses, student_logits, teacher_logits, gt, 'distill',
                                         self.distill_weight_factor))
@@ -115,6 +118,19 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
             losses.update(distill_loss_dict(self.distill_losses, student_aux_logits, teacher_aux_logits, gt, prefix,
                                             self.distill_weight_factor * self.aux_distill_weight))
         return losses
+
+    def teacher_logits(self, inputs: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        """The teacher's decode-head logits and, when ``aux_distill_weight > 0``, its auxiliary heads' logits: float32,
+        computed without gradients at ``teacher_precision``."""
+        with_aux = self.aux_distill_weight > 0
+
+        def heads(teacher: nn.Module, batch: Tensor) -> List[Tensor]:
+            features = teacher.extract_feat(batch)
+            aux = [head(features) for head in _heads(teacher.auxiliary_head)] if with_aux else []
+            return [teacher.decode_head(features)] + aux
+
+        logits, *aux_logits = self.teacher_outputs(heads, inputs)
+        return logits, aux_logits
 
     @property
     def decode_head(self) -> nn.Module:

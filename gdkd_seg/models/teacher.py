@@ -3,24 +3,28 @@
 Shared by the segmentation and classification distillers. A teacher whose weights did not load must stop the run:
 distilling from random weights is never what the user wanted.
 """
+import contextlib
 import hashlib
 import os
 import os.path as osp
 import socket
 import urllib.error
-from typing import Optional, Union
+from typing import Callable, List, Optional, Sequence, Union
 
+import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from mmengine.registry import Registry
 from mmengine.runner import CheckpointLoader
-from torch import nn
+from torch import Tensor, nn
 
 from ..checkpoint_loading import loading_for
 from ..state_dict_match import check_state_dict_matches
 
 DOWNLOAD_TIMEOUT_ENV = 'GDKD_DOWNLOAD_TIMEOUT'
 DEFAULT_DOWNLOAD_TIMEOUT = 60.0
+# teacher_precision -> the autocast dtype of the teacher's forward (None: plain float32, no autocast)
+TEACHER_PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def teacher_model_config(teacher: Union[dict, str]) -> ConfigDict:
@@ -139,16 +143,72 @@ def _checkpoint_identity(checkpoint_path: str) -> str:
     return f'{osp.abspath(checkpoint_path)} ({size / 1e6:.1f} MB, sha256 {digest.hexdigest()[:12]})'
 
 
+def teacher_autocast_dtype(teacher_precision: str) -> Optional[torch.dtype]:
+    """The autocast dtype for a ``teacher_precision`` option (None for ``'fp32'``).
+
+    Raises:
+        ValueError: naming the option and the accepted values.
+    """
+    if not isinstance(teacher_precision, str) or teacher_precision not in TEACHER_PRECISIONS:
+        raise ValueError(f'teacher_precision={teacher_precision!r} is not one of '
+                         f'{", ".join(map(repr, TEACHER_PRECISIONS))}: the precision of the frozen teacher\'s forward '
+                         "('fp32' exact; 'bf16' / 'fp16' run it under autocast, faster on GPUs)")
+    return TEACHER_PRECISIONS[teacher_precision]
+
+
 class FrozenTeacherMixin:
-    """Holds a frozen ``teacher`` outside the module tree of a distiller (an ``nn.Module``).
+    """Holds a frozen ``teacher`` outside the module tree of a distiller (an ``nn.Module``) and runs its forward.
 
     The teacher is then not in ``state_dict`` (checkpoints hold the student only; the teacher is rebuilt from its
     checkpoint), not in ``parameters()`` (optimizers and DDP never see it), never re-initialised by
     ``init_weights``, and stays in eval mode after ``train()``; device and dtype moves still reach it.
+
+    Its forward (:meth:`teacher_outputs`) runs without gradients, at ``teacher_precision`` (under
+    ``torch.autocast`` for ``'bf16'`` / ``'fp16'``; ``'fp32'`` adds no autocast, so the teacher runs in float32, or
+    under AMP when the whole step does) and, with ``teacher_channels_last``, on channels_last weights and
+    inputs (faster convolutions on GPUs with tensor cores); the losses get float32 logits whatever the precision.
     """
 
-    def set_teacher(self, teacher: Optional[nn.Module]) -> None:
+    def set_teacher(self, teacher: Optional[nn.Module], teacher_precision: str = 'fp32',
+                    teacher_channels_last: bool = False) -> None:
+        """Hold ``teacher`` (or None: no teacher, for evaluation) and the precision and layout of its forward.
+
+        Raises:
+            ValueError: for a ``teacher_precision`` other than ``'fp32'``, ``'bf16'``, ``'fp16'``, or a
+                ``teacher_channels_last`` that is not a bool.
+        """
+        autocast_dtype = teacher_autocast_dtype(teacher_precision)
+        if not isinstance(teacher_channels_last, bool):
+            raise ValueError(f'teacher_channels_last={teacher_channels_last!r} must be True or False')
+        if teacher is not None and teacher_channels_last:
+            # once: device moves keep the layout (Tensor.to preserves the memory format)
+            teacher.to(memory_format=torch.channels_last)
         self.__dict__['teacher'] = teacher
+        self.teacher_precision = teacher_precision
+        self.teacher_channels_last = teacher_channels_last
+        self._teacher_autocast_dtype = autocast_dtype
+
+    def teacher_outputs(self, forward: Callable[[nn.Module, Tensor], Sequence[Tensor]],
+                        inputs: Tensor) -> List[Tensor]:
+        """Run ``forward(teacher, inputs)`` without gradients at the teacher's precision and layout.
+
+        Args:
+            forward: computes the teacher's logits (one or more tensors) from the batch.
+            inputs: the preprocessed batch ``(N, 3, H, W)``.
+
+        Returns:
+            The tensors ``forward`` returned, in float32 (float64 stays float64) and the standard (contiguous)
+            layout the losses read; contiguous float32 outputs are returned as they are, without a copy.
+        """
+        if self.teacher_channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        # 'fp32' adds no autocast of its own, so under the optimizer wrapper's AMP the teacher runs as the student does
+        precision = contextlib.nullcontext() if self._teacher_autocast_dtype is None else \
+            torch.autocast(device_type=inputs.device.type, dtype=self._teacher_autocast_dtype)
+        with torch.no_grad(), precision:
+            outputs = forward(self.teacher, inputs)
+        return [output.to(torch.promote_types(output.dtype, torch.float32), memory_format=torch.contiguous_format)
+                for output in outputs]
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
