@@ -37,3 +37,16 @@ step kernel_tests 240 env TRITON_INTERPRET=0 python -m pytest tests/test_kernels
   -k 'triton and not hopper'
 step benchmark_losses 200 python tools/benchmark_losses.py --device cuda --repeats 20 \
   --launch-sweep 512x2 1024x4 2048x4 4096x8
+distill() {  # one distillation-step run per argument string, all into one log
+  for extra in "$@"; do
+    echo "### benchmark_distill_step.py $config --crop 512 1024 --repeats 10 $extra"
+    # shellcheck disable=SC2086
+    python tools/benchmark_distill_step.py "$config" --crop 512 1024 --repeats 10 $extra || echo "FAILED: $extra"
+  done
+}
+export -f distill
+export config
+step distill_step 420 bash -c 'distill "$@"' distill '--batch 2 --data-samples 20' '--batch 2 --teacher-precision bf16 --skip-data' \
+  '--batch 2 --teacher-precision bf16 --channels-last --skip-data' '--batch 8 --skip-data' \
+  '--batch 8 --teacher-precision bf16 --channels-last --skip-data'
+step teacher_precision 150 python tools/benchmark_teacher_precision.py "$config" --crop 512 1024 --batch 8 --repeats 10
