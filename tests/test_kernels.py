@@ -238,6 +238,24 @@ def test_triton_kernel_in_tiles_of_a_few_pixels(monkeypatch):
         torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-13)
 
 
+def test_triton_switches(monkeypatch):
+    """GDKD_TRITON_KERNEL=0 turns the kernel off; CPU tensors reach it only through the interpreter, else a clear
+    error says how to get it."""
+    student = torch.randn(1, 19, 2, 2, device=TRITON_DEVICE)
+    with Kernel('triton')():
+        assert triton_kernel.supports(student, 2) and not triton_kernel.supports(student, 5)
+        monkeypatch.setenv('GDKD_TRITON_KERNEL', '0')
+        triton_kernel.available.cache_clear()
+        try:
+            assert not triton_kernel.supports(student, 2)
+        finally:
+            monkeypatch.undo()
+            triton_kernel.available.cache_clear()
+    monkeypatch.setenv('TRITON_INTERPRET', '0')
+    with pytest.raises(RuntimeError, match='TRITON_INTERPRET=1'):
+        triton_kernel.interpreted_on_cpu()
+
+
 COMPILE_FOR_HOPPER = """
 import triton
 from triton.backends.compiler import GPUTarget

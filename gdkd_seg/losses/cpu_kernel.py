@@ -21,13 +21,14 @@ import shutil
 import subprocess
 import tempfile
 import warnings
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
+
+from .switch import Switch
 
 SOURCE = Path(__file__).with_name('grouped_kl.c')
 BASE_FLAGS = ['-O3', '-std=c99', '-fPIC', '-fno-math-errno', '-fno-trapping-math']
@@ -119,24 +120,15 @@ def library() -> Optional[ctypes.CDLL]:
     return lib
 
 
-_switched_off = False
-
-
-@contextmanager
-def switched_off() -> Iterator[None]:
-    """Run the losses on their PyTorch implementation inside this block (benchmarks and tests compare the two)."""
-    global _switched_off
-    previous, _switched_off = _switched_off, True
-    try:
-        yield
-    finally:
-        _switched_off = previous
+_off = Switch()
+# ``with switched_off():`` runs the losses without this kernel (benchmarks and tests compare implementations)
+switched_off = _off.held
 
 
 def supports(logits: Tensor) -> bool:
     """Whether the kernel takes these logits: on CPU (computed in float32, or float64 for float64 logits), a built
     kernel, and not inside :func:`switched_off`."""
-    return (not _switched_off and logits.device.type == 'cpu'
+    return (not _off.on and logits.device.type == 'cpu'
             and torch.promote_types(logits.dtype, torch.float32) in VARIANTS and library() is not None)
 
 

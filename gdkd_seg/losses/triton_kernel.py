@@ -17,54 +17,42 @@ Decisions:
 * tiles: all classes of ``BLOCK_P`` pixels, ``BLOCK_C × BLOCK_P ≈ LAUNCH['tile']`` elements (see ``LAUNCH``);
 * determinism: per-program sums reduced by ``torch.sum``, no atomics, so a rerun gives the same bits;
 * without a GPU: :func:`interpreted_on_cpu` runs the same kernel on CPU tensors through Triton's interpreter
-  (``TRITON_INTERPRET=1``, set by ``tests/conftest.py``), which is how CI tests it. ``GDKD_TRITON_KERNEL=0`` (or :func:`switched_off`) turns the kernel off and the
-  PyTorch implementation runs.
+  (``TRITON_INTERPRET=1``, set by ``tests/conftest.py``), which is how CI tests it;
+* ``GDKD_TRITON_KERNEL=0`` (or :func:`switched_off`) turns the kernel off and the PyTorch implementation runs.
 """
 import os
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from functools import lru_cache
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy
 import torch
 from torch import Tensor
 
+from .switch import Switch
+
 MAX_GROUPS = 4
-# elements per tile and warps per program on GPUs (README, "The losses"); the interpreter pays per operation, not
+# elements per tile and warps per program on GPUs (README, "Performance on a GPU"); the interpreter pays per operation, not
 # per element, so it takes whole images (up to its tile) in one program
 LAUNCH = dict(tile=2048, num_warps=4, interpreter_tile=1 << 15)
 
-_switched_off = False
-_interpret_on_cpu = False
+_off = Switch()
+_on_cpu = Switch()
+# ``with switched_off():`` runs the losses without this kernel (benchmarks and tests compare implementations)
+switched_off = _off.held
 
 
-@contextmanager
-def switched_off() -> Iterator[None]:
-    """Run the losses without this kernel inside this block (benchmarks and tests compare implementations)."""
-    global _switched_off
-    previous, _switched_off = _switched_off, True
-    try:
-        yield
-    finally:
-        _switched_off = previous
-
-
-@contextmanager
-def interpreted_on_cpu() -> Iterator[None]:
-    """Inside this block the losses run this kernel on CPU tensors too, through Triton's interpreter (slow: tests).
+def interpreted_on_cpu():
+    """Inside this ``with`` block the losses run this kernel on CPU tensors too, through Triton's interpreter (slow:
+    tests).
 
     Raises:
         RuntimeError: when the process did not start with ``TRITON_INTERPRET=1`` (or Triton is missing).
     """
-    global _interpret_on_cpu
     if not (interpreter_on() and available()):
         raise RuntimeError('the Triton kernel runs on CPU tensors only through Triton\'s interpreter: set '
                            'TRITON_INTERPRET=1 in the environment before triton is imported, and install triton')
-    previous, _interpret_on_cpu = _interpret_on_cpu, True
-    try:
-        yield
-    finally:
-        _interpret_on_cpu = previous
+    return _on_cpu.held()
 
 
 @lru_cache(maxsize=None)
@@ -82,8 +70,8 @@ def available() -> bool:
 def supports(logits: Tensor, num_groups: int) -> bool:
     """Whether the kernel takes these logits: CUDA tensors (CPU ones inside :func:`interpreted_on_cpu`) of a
     floating dtype, at most ``MAX_GROUPS`` groups, Triton available and not switched off."""
-    on_device = logits.is_cuda or (_interpret_on_cpu and logits.device.type == 'cpu')
-    return (on_device and not _switched_off and logits.is_floating_point() and num_groups <= MAX_GROUPS
+    on_device = logits.is_cuda or (_on_cpu.on and logits.device.type == 'cpu')
+    return (on_device and not _off.on and logits.is_floating_point() and num_groups <= MAX_GROUPS
             and available())
 
 
