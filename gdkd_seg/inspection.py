@@ -142,11 +142,14 @@ def mistakes(image: np.ndarray, prediction: np.ndarray, labels: np.ndarray, igno
 
 
 def side_by_side(panels: List[Tuple[str, np.ndarray]]) -> np.ndarray:
-    """Titled ``(title, BGR image)`` panels of one height, concatenated left to right."""
+    """Titled ``(title, BGR image)`` panels of one height, concatenated left to right (a title's lines split at
+    newlines)."""
     tiles = []
     for title, panel in panels:
         panel = np.ascontiguousarray(panel).copy()
-        cv2.putText(panel, title, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        for line, text in enumerate(title.split('\n')):
+            cv2.putText(panel, text, (4, 14 + 14 * line), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+                        cv2.LINE_AA)
         tiles.append(panel)
     return np.concatenate(tiles, axis=1)
 
