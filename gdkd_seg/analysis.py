@@ -6,7 +6,7 @@ running sums per ground-truth class whose size depends on the class count only (
 images), so a whole split streams through it. Used by ``tools/analyze_teacher.py`` and
 ``tools/visualize_distill.py``.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -70,6 +70,10 @@ class TeacherStatistics:
 
     def __init__(self, num_classes: int, top_ps: Sequence[float] = TOP_PS, temperature: float = 1.0,
                  ignore_index: int = 255, device: str = 'cpu') -> None:
+        if not temperature > 0:
+            raise ValueError(f'temperature={temperature} must be > 0')
+        if not all(0 < top_p <= 1 for top_p in top_ps):
+            raise ValueError(f'top_ps={tuple(top_ps)} must lie in (0, 1]')
         self.num_classes, self.top_ps = num_classes, tuple(top_ps)
         self.temperature, self.ignore_index = temperature, ignore_index
         zeros = dict(dtype=torch.float64, device=device)
@@ -117,13 +121,14 @@ class TeacherStatistics:
         count = self.count.clamp(min=1)
         present = (self.count > 0)[:, None]
         sizes = torch.arange(self.num_classes + 1, dtype=torch.float64, device=self.count.device)
-        means = dict(pixels=self.count, accuracy=self.correct / count, top1=self.top1 / count,
+        means = dict(accuracy=self.correct / count, top1=self.top1 / count,
                      top2to5=self.top2to5 / count, entropy=self.entropy / count,
                      cumulative_mass=self.cumulative_mass / count[:, None])
         for index, top_p in enumerate(self.top_ps):
             means[f'set_size_{top_p:g}'] = (self.set_size_counts[index] * sizes).sum(1) / count
-        return {key: torch.where(present if value.dim() == 2 else present[:, 0], value, float('nan')).cpu()
-                if key != 'pixels' else value.cpu() for key, value in means.items()}
+        return dict(pixels=self.count.cpu(), **{
+            key: torch.where(present if value.dim() == 2 else present[:, 0], value, float('nan')).cpu()
+            for key, value in means.items()})
 
     def overall_cumulative_mass(self) -> Tensor:
         """Mean cumulative top-k mass over all valid pixels, for k = 1..C ``(C,)``."""

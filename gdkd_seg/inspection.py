@@ -98,7 +98,7 @@ def build_split_loader(cfg: Config, split: str, max_images: Optional[int]):
     loader = copy.deepcopy(cfg.val_dataloader)
     if split == 'train':
         train = cfg.train_dataloader.dataset
-        train = train.get('dataset', train)  # a RepeatDataset / ConcatDataset-free wrapper
+        train = train.get('dataset', train)  # the dataset inside a wrapper such as RepeatDataset
         for key in ('data_root', 'data_prefix', 'ann_file'):
             if key in train:
                 loader.dataset[key] = copy.deepcopy(train[key])

@@ -205,3 +205,15 @@ def test_visualize_distill_end_to_end(toy_data_root, toy_teacher_ckpt, toy_stude
     wrong = run_tool('visualize_distill.py', config_path('demo', 'gdkd_toy.py'), toy_teacher_ckpt, '--out',
                      str(tmp_path / 'wrong'), *cfg_options(options), check=False)
     assert wrong.returncode != 0 and 'holds no student.* weights' in wrong.stderr
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match='temperature=0 must be > 0'):
+        TeacherStatistics(5, temperature=0)
+    with pytest.raises(ValueError, match=r'top_ps=\(0.9, 1.5\) must lie in \(0, 1\]'):
+        TeacherStatistics(5, top_ps=(0.9, 1.5))
+    statistics = TeacherStatistics(5)
+    with pytest.raises(ValueError, match='do not match'):
+        statistics.update(torch.zeros(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match='outside 0..4'):
+        statistics.update(torch.zeros(1, 5, 2, 2), torch.full((1, 2, 2), 7))

@@ -24,8 +24,8 @@ import gdkd_seg  # noqa: F401  (registers the toolkit and applies the stack's co
 from gdkd_seg.analysis import TOP_PS, TeacherStatistics, markdown_table, per_class_rows, pixel_maps
 from gdkd_seg.inspection import (build_split_loader, build_teacher, colorize, default_device, gdkd_options,
                                  heat_map, mistakes, plot_curves, read_image, side_by_side)
-from gdkd_seg.run_config import check_cfg_options
-from mmengine.config import Config, DictAction
+from gdkd_seg.run_config import load_run_config
+from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
 
@@ -87,10 +87,7 @@ def picture(sample, logits: torch.Tensor, k: int, temperature: float, palette, i
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        check_cfg_options(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_run_config(args.config, 'none', args.cfg_options, args.out)
     loss_options = gdkd_options(cfg)
     temperature = args.temperature or loss_options.get('temperature', 1.0)
     k = args.k or loss_options.get('k', 3)
@@ -98,6 +95,8 @@ def main() -> None:
     teacher = build_teacher(cfg, args.checkpoint).to(args.device)
     metainfo = loader.dataset.metainfo
     class_names, palette = metainfo['classes'], metainfo['palette']
+    if not 1 <= k <= len(class_names):
+        raise ValueError(f'--k {k} must be between 1 and the {len(class_names)} classes')
     ignore_index = teacher.decode_head.ignore_index
     statistics = TeacherStatistics(len(class_names), TOP_PS, temperature, ignore_index, args.device)
     os.makedirs(osp.join(args.out, 'pictures'), exist_ok=True)

@@ -25,8 +25,8 @@ from gdkd_seg.analysis import gdkd_pixel_terms, markdown_table
 from gdkd_seg.inspection import (build_distiller, build_split_loader, colorize, default_device, gdkd_options,
                                  heat_map, read_image, side_by_side)
 from gdkd_seg.losses.inputs import check_logits, labels_and_valid
-from gdkd_seg.run_config import check_cfg_options
-from mmengine.config import Config, DictAction
+from gdkd_seg.run_config import load_run_config
+from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
 TERMS = {'kl_mass': 'mass KL', 'kl_top': 'top-k KL', 'kl_other': 'rest KL'}
@@ -53,10 +53,7 @@ def upsampled(values: torch.Tensor, size) -> np.ndarray:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        check_cfg_options(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_run_config(args.config, 'none', args.cfg_options, args.out)
     options = gdkd_options(cfg)
     if not options:
         raise ValueError(f'{args.config} has no GDKDLoss in model.distill_losses: its terms are what is drawn')
