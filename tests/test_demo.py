@@ -30,5 +30,11 @@ def test_demo_runs_end_to_end(toy_data_root, tmp_path):
         # image | ground truth | teacher | GDKD student | plain student, side by side at the toy size
         assert picture is not None and picture.shape == (64, 5 * 128, 3), path
     assert cv2.imread(osp.join(work_dir, 'per_class_iou.png')) is not None
+    # the teacher analysis and the GDKD term maps, their tables in results.md
+    assert 'Recommended GDKDLoss k=' in table and '| mass KL |' in table and '| top-0.9 set size |' in table
+    for path in ('teacher_analysis/per_class.csv', 'teacher_analysis/cumulative_mass.png',
+                 'teacher_analysis/pictures/testburg_000000_000019_leftImg8bit.png',
+                 'gdkd_terms/pictures/testburg_000001_000019_leftImg8bit.png'):
+        assert osp.isfile(osp.join(work_dir, path)), path
     # the teacher the students learnt from is the one the demo trained
     assert osp.isfile(osp.join(work_dir, 'teacher', 'last.pth'))

@@ -7,7 +7,10 @@
 3. distils a small student with GDKD (``configs/demo/gdkd_toy.py``: inherits the Cityscapes GDKD config);
 4. trains the same student without distillation and with KD, on the identical schedule;
 5. evaluates all four with ``tools/test.py`` and writes ``results.md`` (mIoU, per-class IoU, training time),
-   pictures (image | ground truth | teacher | GDKD student | plain student) and a per-class IoU bar chart.
+   pictures (image | ground truth | teacher | GDKD student | plain student) and a per-class IoU bar chart;
+6. analyses the teacher's predictive distribution (``tools/analyze_teacher.py``: ``teacher_analysis/``) and maps
+   the GDKD terms between it and the GDKD student (``tools/visualize_distill.py``: ``gdkd_terms/``) on the first
+   ``--analysis-images`` val images, their tables appended to ``results.md``.
 
 Every step runs the real command-line tools in subprocesses, as a user would.
 """
@@ -27,6 +30,7 @@ import numpy as np
 TOOLS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.join(TOOLS, '..'))
 from gdkd_seg.datasets.toy_cityscapes import CITYSCAPES_CLASSES, colorize_label, make_toy_cityscapes  # noqa: E402
+from gdkd_seg.inspection import side_by_side  # noqa: E402
 
 CONFIGS = osp.join(TOOLS, '..', 'configs', 'demo')
 MODELS = {  # name -> (config, needs the teacher)
@@ -85,13 +89,8 @@ def write_pictures(data_root: str, pred_dirs: Dict[str, str], out_dir: str, coun
         for title, model in (('teacher', 'teacher'), ('GDKD student', 'gdkd'), ('plain student', 'plain')):
             prediction = cv2.imread(osp.join(pred_dirs[model], name), cv2.IMREAD_UNCHANGED)
             panels.append((title, colorize_label(prediction)[..., ::-1]))
-        tiles = []
-        for title, panel in panels:
-            panel = np.ascontiguousarray(panel)
-            cv2.putText(panel, title, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
-            tiles.append(panel)
         path = osp.join(out_dir, name.replace('_leftImg8bit', ''))
-        cv2.imwrite(path, np.concatenate(tiles, axis=1))
+        cv2.imwrite(path, side_by_side(panels))
         written.append(path)
     return written
 
@@ -138,6 +137,8 @@ def main() -> None:
     parser.add_argument('--teacher-iters', type=int, help='override the teacher config\'s iterations')
     parser.add_argument('--student-iters', type=int, help='override the students\' iterations')
     parser.add_argument('--pictures', type=int, default=4, help='val images to draw')
+    parser.add_argument('--analysis-images', type=int, default=20,
+                        help='val images the teacher analysis and the GDKD term maps go over')
     parser.add_argument('--teacher-ckpt', help='reuse a trained demo teacher (skips step 2), e.g. to rerun the '
                         'students with other seeds')
     parser.add_argument('--cfg-options', nargs='*', default=[], help='extra key=value options for every run')
@@ -152,7 +153,7 @@ def main() -> None:
         common[f'{split}.dataset.data_root'] = args.data_root
     extra = dict(option.split('=', 1) for option in args.cfg_options)
 
-    seconds, pred_dirs, ious = {}, {}, {}
+    seconds, pred_dirs, ious, checkpoints = {}, {}, {}, {}
     for model, (config, needs_teacher) in MODELS.items():
         iters = args.teacher_iters if model == 'teacher' else args.student_iters
         model_options = dict(common, **extra)
@@ -172,6 +173,7 @@ def main() -> None:
         if model == 'teacher' and not args.teacher_ckpt:
             os.replace(checkpoint, teacher_ckpt)
             checkpoint = teacher_ckpt
+        checkpoints[model] = checkpoint
         pred_dirs[model] = osp.join(work_dir, 'predictions')
         test_options = dict(common, **extra)
         print(f'[demo] evaluating {model}', flush=True)
@@ -180,7 +182,23 @@ def main() -> None:
         ious[model] = per_class_iou(confusion(pred_dirs[model], args.data_root))
         print(f'[demo] {model}: mIoU {np.nanmean(ious[model]) * 100:.2f} ({seconds[model]:.0f} s training)')
 
+    print('[demo] analysing the teacher and the GDKD student\'s disagreement with it', flush=True)
+    inspection = ['--max-images', str(args.analysis_images), '--pictures', str(args.pictures),
+                  *options(dict(common, **extra))]
+    run('analyze_teacher.py', osp.join(CONFIGS, 'teacher_toy.py'), checkpoints['teacher'], '--out',
+        osp.join(args.work_dir, 'teacher_analysis'), *inspection)
+    run('visualize_distill.py', osp.join(CONFIGS, 'gdkd_toy.py'), checkpoints['gdkd'], '--out',
+        osp.join(args.work_dir, 'gdkd_terms'), *inspection, f'model.teacher_ckpt={teacher_ckpt}')
     write_results(osp.join(args.work_dir, 'results.md'), ious, seconds, args)
+    with open(osp.join(args.work_dir, 'results.md'), 'a', encoding='utf-8') as results:
+        for title, path in (
+                ('What the teacher knows (`tools/analyze_teacher.py`, pictures in `teacher_analysis/`)',
+                 'teacher_analysis/per_class.md'),
+                ('', 'teacher_analysis/recommendation.txt'),
+                ('Where the GDKD student still disagrees (`tools/visualize_distill.py`, pictures in `gdkd_terms/`)',
+                 'gdkd_terms/terms.md')):
+            results.write(f'\n## {title}\n\n' if title else '\n')
+            results.write(open(osp.join(args.work_dir, path), encoding='utf-8').read())
     with open(osp.join(args.work_dir, 'results.json'), 'w', encoding='utf-8') as file:
         json.dump({model: {'mIoU': float(np.nanmean(values)), 'per_class_iou': np.nan_to_num(values).tolist(),
                            'train_seconds': seconds[model]} for model, values in ious.items()}, file, indent=1)

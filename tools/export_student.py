@@ -17,12 +17,11 @@ import torch
 
 import gdkd_seg  # noqa: F401  (registers the toolkit)
 from gdkd_seg.checkpoint_loading import load_checkpoint_file
+from gdkd_seg.inspection import student_weights
 from gdkd_seg.state_dict_match import check_state_dict_matches
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
-
-STUDENT_PREFIX = 'student.'
 
 
 def export_student(config_path: str, checkpoint_path: str, out_dir: str, allow_partial: bool = False) -> tuple:
@@ -50,11 +49,7 @@ def export_student(config_path: str, checkpoint_path: str, out_dir: str, allow_p
     cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', []) if hook.get('type') != 'DistillWarmupHook']
 
     checkpoint = load_checkpoint_file(checkpoint_path, setting='the CHECKPOINT argument')
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    student_state = {key[len(STUDENT_PREFIX):]: value for key, value in state_dict.items()
-                     if key.startswith(STUDENT_PREFIX)}
-    if not student_state:
-        raise ValueError(f'{checkpoint_path} holds no {STUDENT_PREFIX}* weights; is it a SegDistiller checkpoint?')
+    student_state = student_weights(checkpoint, checkpoint_path)
     with DefaultScope.overwrite_default_scope('mmseg'):
         expected = MODELS.build(student).state_dict()
     check_state_dict_matches(student_state, expected, f'{checkpoint_path} does not match the student of {config_path}',
