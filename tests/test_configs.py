@@ -404,3 +404,82 @@ def test_benchmark_trains_and_evaluates_on_its_layout(dataset, tmp_path):
     logged = train_and_evaluate(cfg, str(tmp_path / 'work'))
     assert logged['train/distill.loss_gdkd'] > 0 and torch.isfinite(torch.tensor(logged['train/loss']))
     assert 0 <= logged['val/mIoU'] <= 100 and 'val/aAcc' in logged
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The classification transfer benchmarks: Tiny-ImageNet and CUB-200-2011
+# --------------------------------------------------------------------------------------------------------------
+# config -> (layout maker, lr, milestones, loss key, loss type, options): ZaberKo/GDKD configs/TL/<set>/r34_r18/
+CLS_BENCHMARKS = {
+    'cls/resnet34_to_resnet18_tiny-imagenet_gdkd.py':
+        (make_tiny_imagenet, 0.001, [30, 60], 'loss_gdkd', 'GDKDLoss',
+         dict(k=5, w0=0.5, w1=1.0, w2=1.0, temperature=1.0)),
+    'cls/resnet34_to_resnet18_tiny-imagenet_dkd.py':
+        (make_tiny_imagenet, 0.001, [30, 60], 'loss_dkd', 'DKDLoss', dict(alpha=1.0, beta=0.5, temperature=1.0)),
+    'cls/resnet34_to_resnet18_cub_gdkd.py':
+        (make_cub, 0.0025, [40, 80], 'loss_gdkd', 'GDKDLoss', dict(k=5, w0=0.5, w1=1.0, w2=1.0, temperature=1.0)),
+    'cls/resnet34_to_resnet18_cub_dkd.py':
+        (make_cub, 0.0025, [40, 80], 'loss_dkd', 'DKDLoss', dict(alpha=1.0, beta=0.5, temperature=1.0)),
+}
+PRETRAINED_RESNET18 = ('https://download.openmmlab.com/mmclassification/v0/resnet/'
+                       'resnet18_8xb32_in1k_20210831-fbbb1da6.pth')
+
+
+@pytest.fixture(scope='session')
+def resnet34_200_checkpoint(tmp_path_factory):
+    """A random-weight checkpoint of the transfer configs' ResNet-34 teacher (200 classes)."""
+    from mmpretrain.registry import MODELS as CLS_MODELS
+    teacher = load_config('cls/resnet34_to_resnet18_cub_gdkd.py').model.teacher
+    teacher.pop('data_preprocessor')
+    path = str(tmp_path_factory.mktemp('resnet34') / 'teacher.pth')
+    torch.manual_seed(0)
+    torch.save({'state_dict': CLS_MODELS.build(teacher).state_dict()}, path)
+    return path
+
+
+def test_every_classification_benchmark_config_is_checked():
+    shipped = {osp.relpath(path, osp.join(REPO_ROOT, 'configs')) for path in glob.glob(config_path('cls', '*.py'))}
+    assert {name for name in shipped if 'tiny-imagenet' in name or 'cub' in name} == set(CLS_BENCHMARKS)
+
+
+@pytest.mark.parametrize('name', sorted(CLS_BENCHMARKS))
+def test_classification_benchmark_keeps_the_authors_settings(name, resnet34_200_checkpoint):
+    _, lr, milestones, key, loss_type, options = CLS_BENCHMARKS[name]
+    cfg = load_config(name)
+    optimizer = cfg.optim_wrapper.optimizer
+    assert (optimizer.type, optimizer.lr, optimizer.momentum, optimizer.weight_decay) == ('SGD', lr, 0.9, 1e-3)
+    assert (cfg.param_scheduler.milestones, cfg.param_scheduler.gamma, cfg.train_cfg.max_epochs) == (milestones, 0.1,
+                                                                                                     100)
+    assert cfg.train_dataloader.batch_size == 64 == cfg.auto_scale_lr.base_batch_size
+    assert cfg.custom_hooks == []  # the authors' WARMUP: 1 gives the full weight from the first epoch
+    # ImageNet's 224 train / 256-224 test transforms, as the authors' loaders
+    assert [step.type for step in cfg.train_dataloader.dataset.pipeline] == \
+        ['LoadImageFromFile', 'RandomResizedCrop', 'RandomFlip', 'PackInputs']
+    assert cfg.train_dataloader.dataset.pipeline[1].scale == 224
+    assert cfg.val_dataloader.dataset.pipeline[2].crop_size == 224
+    # the student starts from mmpretrain's ImageNet ResNet-18
+    assert cfg.model.student.backbone.init_cfg == dict(type='Pretrained', prefix='backbone',
+                                                       checkpoint=PRETRAINED_RESNET18)
+    cfg.model.student.backbone.init_cfg = None
+    cfg.model.teacher_ckpt = resnet34_200_checkpoint
+    from mmpretrain.registry import MODELS as CLS_MODELS
+    distiller = CLS_MODELS.build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
+    assert (distiller.student.backbone.depth, distiller.teacher.backbone.depth) == (18, 34)
+    assert distiller.student.head.num_classes == distiller.teacher.head.num_classes == 200
+    [(built_key, built)] = distiller.distill_losses.items()
+    assert (built_key, type(built).__name__) == (key, loss_type)
+    assert {option: built.options[option] for option in options} == options
+
+
+@pytest.mark.parametrize('name', ['cls/resnet34_to_resnet18_tiny-imagenet_gdkd.py',
+                                  'cls/resnet34_to_resnet18_cub_dkd.py'])
+def test_classification_benchmark_trains_and_evaluates_on_its_layout(name, resnet34_200_checkpoint, tmp_path):
+    """One epoch and an evaluation on a tiny copy of the dataset's folder layout (Tiny-ImageNet's class folders read
+    by CustomDataset, CUB's files read by mmpretrain's CUB), at 64x64 crops."""
+    cfg = load_config(name)
+    to_toy_data(cfg, CLS_BENCHMARKS[name][0](str(tmp_path / 'data')), train_batch=3)
+    cfg.merge_from_dict({'train_cfg.max_epochs': 1, 'model.student.backbone.init_cfg': None,
+                         'model.teacher_ckpt': resnet34_200_checkpoint})
+    logged = train_and_evaluate(cfg, str(tmp_path / 'work'))
+    key = CLS_BENCHMARKS[name][3]
+    assert logged[f'train/distill.{key}'] > 0 and 0 <= logged['val/accuracy/top1'] <= 100
