@@ -1,7 +1,7 @@
 # What the GDKD authors' transfer benchmarks (Tiny-ImageNet, CUB-200-2011; ZaberKo/GDKD configs/TL/<set>/r34_r18/)
 # share: an ImageNet-pretrained ResNet-18 student and a ResNet-34 teacher fine-tuned on the target set, both with 200
 # classes at 224x224 (ImageNet's train/test transforms), batch 64 on one GPU, SGD momentum 0.9, weight decay 1e-3,
-# 100 epochs, lr x0.1 at two milestones, student CE weight 1. The leaf configs set the data, lr, milestones and loss.
+# 100 epochs, lr x0.1 at two milestones, student CE weight 1, GDKD. The leaf configs set the data, lr and milestones.
 _base_ = ['mmpretrain::resnet/resnet18_8xb32_in1k.py']
 custom_imports = dict(imports=['gdkd_seg'], allow_failed_imports=False)
 
@@ -25,7 +25,10 @@ model = dict(
     # publish no weights; nor does mmpretrain's zoo. Train one, then: --cfg-options model.teacher_ckpt=PATH.
     teacher=dict(_resnet_200, backbone=dict(_resnet_200['backbone'], depth=34),
                  data_preprocessor=dict(type='ClsDataPreprocessor', num_classes=200, mean=[123.675, 116.28, 103.53],
-                                        std=[58.395, 57.12, 57.375], to_rgb=True)))
+                                        std=[58.395, 57.12, 57.375], to_rgb=True)),
+    # the authors' GDKD settings on both sets: k=5 (their default TOPK), w0=0.5, w1=1, w2=1, T=1
+    distill_losses=dict(
+        loss_gdkd=dict(type='GDKDLoss', k=5, w0=0.5, w1=1.0, w2=1.0, temperature=1.0, loss_weight=1.0)))
 
 # Persistent, pinned loaders as in the other cls configs; 8 workers for ImageNet-style decoding at batch 64 (the
 # ImageNet config's estimate: ~7 ms per image per core), not measured against a GPU step.

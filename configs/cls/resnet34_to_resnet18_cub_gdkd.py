@@ -14,7 +14,5 @@ train_dataloader = dict(dataset=dict(_data, _delete_=True, split='train',
 val_dataloader = dict(dataset=dict(_data, _delete_=True, split='test',
                                    pipeline={{_base_.val_dataloader.dataset.pipeline}}))
 test_dataloader = val_dataloader
-model = dict(distill_losses=dict(
-    loss_gdkd=dict(type='GDKDLoss', k=5, w0=0.5, w1=1.0, w2=1.0, temperature=1.0, loss_weight=1.0)))
 optim_wrapper = dict(optimizer=dict(lr=0.0025))
 param_scheduler = dict(type='MultiStepLR', by_epoch=True, milestones=[40, 80], gamma=0.1)
