@@ -378,13 +378,15 @@ def to_toy_data(cfg: Config, data_root: str, train_batch: int) -> None:
 
 
 def train_and_evaluate(cfg: Config, work_dir: str) -> dict:
-    """Train as configured (one short run) with its validation, in-process; returns the logged scalars."""
+    """Train as configured (one short run) with its validation, in-process; returns the logged scalars. The
+    Runner's default scope (MMSeg's or mmpretrain's) ends with it, so no later test builds from the wrong registry."""
     import uuid
     from mmengine.runner import Runner
     cfg.merge_from_dict({'work_dir': work_dir, 'experiment_name': f'benchmark_{uuid.uuid4().hex}',
                          'default_hooks.logger.interval': 1})
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
     return {key: value.current() for key, value in runner.message_hub.log_scalars.items()}
 
 
