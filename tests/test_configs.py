@@ -23,6 +23,7 @@ from benchmark_layouts import make_ade20k, make_coco_stuff164k, make_cub, make_t
 from conftest import REPO_ROOT, config_path, write_teacher_checkpoint
 from gdkd_seg.compat import syncbn_to_bn
 from gdkd_seg.data_throughput import workers_needed
+from gdkd_seg.datasets.checks import check_data_roots, check_dataset_files
 from gdkd_seg.models import teacher_model_config
 
 MMSEG_CONFIGS = osp.join(osp.dirname(__import__('mmseg').__file__), '.mim', 'configs')
@@ -399,6 +400,9 @@ def test_benchmark_trains_and_evaluates_on_its_layout(dataset, tmp_path):
     to_toy_data(cfg, BENCHMARKS[dataset][3](str(tmp_path / 'data')), train_batch=2)
     cfg.merge_from_dict({'train_cfg.max_iters': 1, 'train_cfg.val_interval': 1, 'data_preprocessor.size': TOY_CROP,
                          'model.student.data_preprocessor.size': TOY_CROP, 'model.student.pretrained': None})
+    # the tools' pre-flight data checks accept the layout (ADE20K's 0..150 with reduce_zero_label, VOC's lists)
+    check_data_roots(cfg)
+    check_dataset_files(cfg)
     syncbn_to_bn(cfg.model)
     cfg.model.teacher = copy.deepcopy(cfg.model.student)
     with DefaultScope.overwrite_default_scope('mmseg'):
