@@ -4,7 +4,7 @@
 custom_imports = dict(imports=['gdkd_seg'], allow_failed_imports=False)
 
 # MMSeg ships DeepLabV3-R18-D8 for Cityscapes only. These are the changes its
-# deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py makes to the R50 config, applied to R50 config of each dataset.
+# deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py makes to its R50 config, applied to the R50 config of each dataset.
 deeplabv3_r18_d8 = dict(
     pretrained='open-mmlab://resnet18_v1c',
     backbone=dict(depth=18),
