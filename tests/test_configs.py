@@ -1,8 +1,10 @@
 """Every shipped Cityscapes config loads, builds the intended teacher, student and loss, and keeps the reference
-schedule, so a comparison between configs compares only what its name says.
+schedule, so a comparison between configs compares only what its name says. The other benchmarks' configs (ADE20K,
+COCO-Stuff-164k, VOC-aug; Tiny-ImageNet, CUB-200) keep MMSeg's / the GDKD authors' settings, build, and train one
+iteration and evaluate on a tiny generated dataset in their dataset's own folder layout.
 
 Nothing is downloaded: student ImageNet weights are switched off, and each teacher loads a random-weight checkpoint
-written here (one per teacher architecture per session). No forward pass runs at the configs' 512x1024 crop.
+written here (one per teacher architecture per session). No forward pass runs at the configs' full crops.
 """
 import copy
 import glob
@@ -17,9 +19,11 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
+from benchmark_layouts import make_ade20k, make_coco_stuff164k, make_cub, make_tiny_imagenet, make_voc12aug
 from conftest import REPO_ROOT, config_path, write_teacher_checkpoint
 from gdkd_seg.compat import syncbn_to_bn
 from gdkd_seg.data_throughput import workers_needed
+from gdkd_seg.datasets.checks import check_data_roots, check_dataset_files
 from gdkd_seg.models import teacher_model_config
 
 MMSEG_CONFIGS = osp.join(osp.dirname(__import__('mmseg').__file__), '.mim', 'configs')
@@ -109,7 +113,8 @@ def teacher_checkpoint(tmp_path_factory):
 def test_every_shipped_config_is_checked():
     shipped = sorted(osp.relpath(path, osp.join(REPO_ROOT, 'configs'))
                      for folder in ('gdkd', 'baselines') for path in glob.glob(config_path(folder, '*.py')))
-    assert shipped == CONFIGS, 'add new configs to EXPECTED in tests/test_configs.py'
+    assert shipped == sorted(CONFIGS + BENCHMARK_CONFIGS), \
+        'add new configs to EXPECTED (Cityscapes) or BENCHMARK_EXPECTED in tests/test_configs.py'
 
 
 def test_reference_schedule_is_the_authors():
@@ -173,11 +178,16 @@ def test_teacher_ckpt_is_the_zoo_weights_of_the_teacher_config(name):
     cfg = load_config(name)
     teacher = EXPECTED[name][0]
     assert cfg.model.teacher == teacher
+    assert cfg.model.teacher_ckpt == zoo_weights(teacher)
+
+
+def zoo_weights(teacher: str) -> str:
+    """The ``Weights`` URL of an ``mmseg::`` config in MMSeg's metafile."""
     folder, filename = teacher[len('mmseg::'):].split('/')
     metafile = load(osp.join(MMSEG_CONFIGS, folder, 'metafile.yaml'))
     [weights] = [model['Weights'] for model in metafile['Models']
                  if model['Config'] == f'configs/{folder}/{filename}']
-    assert cfg.model.teacher_ckpt == weights
+    return weights
 
 
 @pytest.mark.parametrize('name', CONFIGS)
@@ -234,3 +244,248 @@ def check_small_loss_step(model, key: str) -> None:
     for loss_name in ('decode.loss_ce', 'aux.loss_ce', f'distill.{key}'):
         assert torch.isfinite(losses[loss_name]).all(), loss_name
     assert losses[f'distill.{key}'] > 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The other segmentation benchmarks: ADE20K, COCO-Stuff-164k, Pascal VOC 2012 + aug
+# --------------------------------------------------------------------------------------------------------------
+# dataset -> MMSeg's DeepLabV3-R50 config of it (the student's recipe), the teacher config, its classes, layout maker
+BENCHMARKS = {
+    'ade20k': ('mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py',
+               'mmseg::deeplabv3/deeplabv3_r101-d8_4xb4-80k_ade20k-512x512.py', 150, make_ade20k),
+    'coco-stuff164k': ('mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-80k_coco-stuff164k-512x512.py',
+                       'mmseg::deeplabv3/deeplabv3_r101-d8_4xb4-80k_coco-stuff164k-512x512.py', 171,
+                       make_coco_stuff164k),
+    'voc12aug': ('mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-40k_voc12aug-512x512.py',
+                 'mmseg::deeplabv3/deeplabv3_r101-d8_4xb4-20k_voc12aug-512x512.py', 21, make_voc12aug),
+}
+DEEPLABV3_R50 = 'mmseg::deeplabv3/deeplabv3_r50-d8_4xb2-80k_cityscapes-512x1024.py'
+KD = ('loss_kd', 'KDLoss', dict(temperature=1.0), 1.0)
+DKD_1_2 = ('loss_dkd', 'DKDLoss', dict(alpha=1.0, beta=2.0, temperature=1.0), 1.0)
+# config -> (dataset, loss as in EXPECTED or None for no distillation)
+BENCHMARK_EXPECTED = {
+    'gdkd/deeplabv3_r101_to_r18_topp_ade20k.py':
+        ('ade20k', ('loss_gdkd', 'GDKDLoss', dict(partition='topp', top_p=0.9, k_max=10, w0=1.0, w1=1.0, w2=2.0,
+                                                  temperature=1.0), 1.0)),
+}
+for _dataset in BENCHMARKS:
+    BENCHMARK_EXPECTED.update({
+        f'gdkd/deeplabv3_r101_to_r18_{_dataset}.py': (_dataset, GDKD),
+        f'baselines/deeplabv3_r18_{_dataset}_no_distill.py': (_dataset, None),
+        f'baselines/deeplabv3_r101_to_r18_kd_{_dataset}.py': (_dataset, KD),
+        f'baselines/deeplabv3_r101_to_r18_dkd_{_dataset}.py': (_dataset, DKD_1_2)})
+BENCHMARK_CONFIGS = sorted(BENCHMARK_EXPECTED)
+# what MMSeg's DeepLabV3 recipe of each dataset keeps; the loader only gets more, persistent, pinned workers
+MMSEG_RECIPE_KEYS = ('optim_wrapper', 'param_scheduler', 'train_cfg', 'val_cfg', 'test_cfg', 'val_dataloader',
+                     'test_dataloader', 'val_evaluator', 'data_preprocessor')
+
+
+def mmseg_r18_student(dataset: str) -> dict:
+    """MMSeg's DeepLabV3-R50 config of ``dataset`` with the changes that MMSeg's own Cityscapes R18 config makes to
+    its Cityscapes R50 config (found by comparing the two, not written down here)."""
+    expected = teacher_model_config(BENCHMARKS[dataset][0]).to_dict()
+    r18, r50 = teacher_model_config(DEEPLABV3_R18).to_dict(), teacher_model_config(DEEPLABV3_R50).to_dict()
+    expected['pretrained'] = r18['pretrained']
+    for part in ('backbone', 'decode_head', 'auxiliary_head'):
+        expected[part].update({key: value for key, value in r18[part].items() if r50[part].get(key) != value})
+    return without_scope(expected)
+
+
+@pytest.mark.parametrize('name', BENCHMARK_CONFIGS)
+def test_benchmark_keeps_mmsegs_recipe_and_student(name):
+    dataset, loss = BENCHMARK_EXPECTED[name]
+    cfg, recipe = load_config(name), Config.fromfile(BENCHMARKS[dataset][0].replace('mmseg::', MMSEG_CONFIGS + '/'))
+    for key in MMSEG_RECIPE_KEYS:
+        assert without_scope(cfg[key]) == without_scope(recipe[key]), f'{name}: {key} differs from MMSeg\'s'
+    loader = copy.deepcopy(cfg.train_dataloader)
+    assert (loader.pop('num_workers'), loader.pop('pin_memory'), loader.persistent_workers) == (8, True, True)
+    assert without_scope(loader) == without_scope({k: v for k, v in recipe.train_dataloader.items()
+                                                   if k != 'num_workers'})
+    assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=16) == dict(
+        enable=False, base_batch_size=recipe.train_dataloader.batch_size * 4)
+    assert {'non_finite_loss', 'random_state'} <= set(cfg.default_hooks)
+    student = student_config(cfg)
+    assert without_scope(student) == mmseg_r18_student(dataset)
+    assert student.decode_head.num_classes == student.auxiliary_head.num_classes == BENCHMARKS[dataset][2]
+    if loss is None:
+        assert cfg.model.type == 'EncoderDecoder' and not cfg.get('custom_hooks')
+        return
+    assert cfg.custom_hooks == [dict(type='DistillWarmupHook', warmup_iters=1000)]
+    assert cfg.model.teacher == BENCHMARKS[dataset][1]
+    assert cfg.model.teacher_ckpt == zoo_weights(BENCHMARKS[dataset][1])
+    key, loss_type, options, loss_weight = loss
+    [(built_key, built)] = cfg.model.distill_losses.items()
+    assert (built_key, built.pop('type'), built.pop('loss_weight')) == (key, loss_type, loss_weight)
+    assert built == options
+
+
+def test_benchmark_schedules():
+    """ADE20K and COCO-Stuff: MMSeg's 80k schedule; VOC-aug: its 40k one; all 512x512 crops, batch 4 x 4."""
+    for name in BENCHMARK_CONFIGS:
+        cfg = load_config(name)
+        dataset = BENCHMARK_EXPECTED[name][0]
+        assert cfg.train_cfg.max_iters == (40000 if dataset == 'voc12aug' else 80000), name
+        assert cfg.optim_wrapper.optimizer.lr == 0.01 and cfg.train_dataloader.batch_size == 4
+        assert student_config(cfg).data_preprocessor.size == (512, 512)
+
+
+@pytest.mark.parametrize('name', [name for name in BENCHMARK_CONFIGS if name.startswith('gdkd/')])
+def test_benchmark_model_builds(name, teacher_checkpoint):
+    """The distiller with its R101 teacher (random weights); the KD / DKD baselines differ from these only in the
+    loss config, checked above, and their losses build here."""
+    dataset, (key, loss_type, options, _) = BENCHMARK_EXPECTED[name]
+    cfg = load_config(name)
+    cfg.model.student.pretrained = None
+    cfg.model.teacher_ckpt = teacher_checkpoint(BENCHMARKS[dataset][1])
+    model = build_model(cfg)
+    num_classes = BENCHMARKS[dataset][2]
+    assert model.student.backbone.depth == 18 and model.teacher.backbone.depth == 101
+    assert model.student.decode_head.num_classes == model.teacher.decode_head.num_classes == num_classes
+    built = model.distill_losses[key]
+    assert type(built).__name__ == loss_type
+    assert {option: built.options[option] for option in options} == options
+    for baseline in ('kd', 'dkd'):
+        baseline_cfg = load_config(f'baselines/deeplabv3_r101_to_r18_{baseline}_{dataset}.py')
+        [loss_cfg] = baseline_cfg.model.distill_losses.values()
+        assert type(MODELS.build(loss_cfg)).__name__ == loss_cfg.type
+
+
+TOY_CROP = (64, 64)
+# pipeline step type -> (its size argument, the value at toy size)
+TOY_STEP_SIZES = {
+    'RandomResize': ('scale', (128, 64)), 'Resize': ('scale', (128, 64)), 'RandomCrop': ('crop_size', TOY_CROP),
+    'Pad': ('size', TOY_CROP), 'RandomResizedCrop': ('scale', 64), 'ResizeEdge': ('scale', 72),
+    'CenterCrop': ('crop_size', 64),
+}
+
+
+def to_toy_data(cfg: Config, data_root: str, train_batch: int) -> None:
+    """Point every dataset of ``cfg`` (also inside a ConcatDataset) at ``data_root``, shrink the pipelines' sizes,
+    load in the main process."""
+    def shrink(dataset: dict) -> None:
+        for inner in dataset.get('datasets', []):
+            shrink(inner)
+        if 'pipeline' in dataset:
+            dataset.data_root = data_root
+            for step in dataset.pipeline:
+                if step.type in TOY_STEP_SIZES:
+                    argument, value = TOY_STEP_SIZES[step.type]
+                    step[argument] = value
+
+    for split, batch_size in (('train_dataloader', train_batch), ('val_dataloader', 1)):
+        shrink(cfg[split].dataset)
+        cfg[split].update(batch_size=batch_size, num_workers=0, persistent_workers=False)
+    cfg.test_dataloader = cfg.val_dataloader
+
+
+def train_and_evaluate(cfg: Config, work_dir: str) -> dict:
+    """Train as configured (one short run) with its validation, in-process; returns the logged scalars. The
+    Runner's default scope (MMSeg's or mmpretrain's) ends with it, so no later test builds from the wrong registry."""
+    import uuid
+    from mmengine.runner import Runner
+    cfg.merge_from_dict({'work_dir': work_dir, 'experiment_name': f'benchmark_{uuid.uuid4().hex}',
+                         'default_hooks.logger.interval': 1})
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+    return {key: value.current() for key, value in runner.message_hub.log_scalars.items()}
+
+
+@pytest.mark.parametrize('dataset', sorted(BENCHMARKS))
+def test_benchmark_trains_and_evaluates_on_its_layout(dataset, tmp_path):
+    """The GDKD config of each dataset, on a tiny generated copy of that dataset's folder layout read by MMSeg's own
+    dataset class: one training iteration (teacher: the student's architecture, random weights) and one evaluation
+    of mIoU over all the dataset's classes."""
+    cfg = load_config(f'gdkd/deeplabv3_r101_to_r18_{dataset}.py')
+    to_toy_data(cfg, BENCHMARKS[dataset][3](str(tmp_path / 'data')), train_batch=2)
+    cfg.merge_from_dict({'train_cfg.max_iters': 1, 'train_cfg.val_interval': 1, 'data_preprocessor.size': TOY_CROP,
+                         'model.student.data_preprocessor.size': TOY_CROP, 'model.student.pretrained': None})
+    # the tools' pre-flight data checks accept the layout (ADE20K's 0..150 with reduce_zero_label, VOC's lists)
+    check_data_roots(cfg)
+    check_dataset_files(cfg)
+    syncbn_to_bn(cfg.model)
+    cfg.model.teacher = copy.deepcopy(cfg.model.student)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        cfg.model.teacher_ckpt = write_teacher_checkpoint(cfg.model.teacher, str(tmp_path / 'teacher.pth'))
+    logged = train_and_evaluate(cfg, str(tmp_path / 'work'))
+    assert logged['train/distill.loss_gdkd'] > 0 and torch.isfinite(torch.tensor(logged['train/loss']))
+    assert 0 <= logged['val/mIoU'] <= 100 and 'val/aAcc' in logged
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The classification transfer benchmarks: Tiny-ImageNet and CUB-200-2011
+# --------------------------------------------------------------------------------------------------------------
+# config -> (layout maker, lr, milestones, loss key, loss type, options): ZaberKo/GDKD configs/TL/<set>/r34_r18/
+CLS_BENCHMARKS = {
+    'cls/resnet34_to_resnet18_tiny-imagenet_gdkd.py':
+        (make_tiny_imagenet, 0.001, [30, 60], 'loss_gdkd', 'GDKDLoss',
+         dict(k=5, w0=0.5, w1=1.0, w2=1.0, temperature=1.0)),
+    'cls/resnet34_to_resnet18_tiny-imagenet_dkd.py':
+        (make_tiny_imagenet, 0.001, [30, 60], 'loss_dkd', 'DKDLoss', dict(alpha=1.0, beta=0.5, temperature=1.0)),
+    'cls/resnet34_to_resnet18_cub_gdkd.py':
+        (make_cub, 0.0025, [40, 80], 'loss_gdkd', 'GDKDLoss', dict(k=5, w0=0.5, w1=1.0, w2=1.0, temperature=1.0)),
+    'cls/resnet34_to_resnet18_cub_dkd.py':
+        (make_cub, 0.0025, [40, 80], 'loss_dkd', 'DKDLoss', dict(alpha=1.0, beta=0.5, temperature=1.0)),
+}
+PRETRAINED_RESNET18 = ('https://download.openmmlab.com/mmclassification/v0/resnet/'
+                       'resnet18_8xb32_in1k_20210831-fbbb1da6.pth')
+
+
+@pytest.fixture(scope='session')
+def resnet34_200_checkpoint(tmp_path_factory):
+    """A random-weight checkpoint of the transfer configs' ResNet-34 teacher (200 classes)."""
+    from mmpretrain.registry import MODELS as CLS_MODELS
+    teacher = load_config('cls/resnet34_to_resnet18_cub_gdkd.py').model.teacher
+    teacher.pop('data_preprocessor')
+    path = str(tmp_path_factory.mktemp('resnet34') / 'teacher.pth')
+    torch.manual_seed(0)
+    torch.save({'state_dict': CLS_MODELS.build(teacher).state_dict()}, path)
+    return path
+
+
+def test_every_classification_benchmark_config_is_checked():
+    shipped = {osp.relpath(path, osp.join(REPO_ROOT, 'configs')) for path in glob.glob(config_path('cls', '*.py'))}
+    assert {name for name in shipped if 'tiny-imagenet' in name or 'cub' in name} == set(CLS_BENCHMARKS)
+
+
+@pytest.mark.parametrize('name', sorted(CLS_BENCHMARKS))
+def test_classification_benchmark_keeps_the_authors_settings(name, resnet34_200_checkpoint):
+    _, lr, milestones, key, loss_type, options = CLS_BENCHMARKS[name]
+    cfg = load_config(name)
+    optimizer = cfg.optim_wrapper.optimizer
+    assert (optimizer.type, optimizer.lr, optimizer.momentum, optimizer.weight_decay) == ('SGD', lr, 0.9, 1e-3)
+    assert (cfg.param_scheduler.milestones, cfg.param_scheduler.gamma, cfg.train_cfg.max_epochs) == (milestones, 0.1,
+                                                                                                     100)
+    assert cfg.train_dataloader.batch_size == 64 == cfg.auto_scale_lr.base_batch_size
+    assert cfg.custom_hooks == []  # the authors' WARMUP: 1 gives the full weight from the first epoch
+    # ImageNet's 224 train / 256-224 test transforms, as the authors' loaders
+    assert [step.type for step in cfg.train_dataloader.dataset.pipeline] == \
+        ['LoadImageFromFile', 'RandomResizedCrop', 'RandomFlip', 'PackInputs']
+    assert cfg.train_dataloader.dataset.pipeline[1].scale == 224
+    assert cfg.val_dataloader.dataset.pipeline[2].crop_size == 224
+    # the student starts from mmpretrain's ImageNet ResNet-18
+    assert cfg.model.student.backbone.init_cfg == dict(type='Pretrained', prefix='backbone',
+                                                       checkpoint=PRETRAINED_RESNET18)
+    cfg.model.student.backbone.init_cfg = None
+    cfg.model.teacher_ckpt = resnet34_200_checkpoint
+    from mmpretrain.registry import MODELS as CLS_MODELS
+    distiller = CLS_MODELS.build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
+    assert (distiller.student.backbone.depth, distiller.teacher.backbone.depth) == (18, 34)
+    assert distiller.student.head.num_classes == distiller.teacher.head.num_classes == 200
+    [(built_key, built)] = distiller.distill_losses.items()
+    assert (built_key, type(built).__name__) == (key, loss_type)
+    assert {option: built.options[option] for option in options} == options
+
+
+@pytest.mark.parametrize('name', ['cls/resnet34_to_resnet18_tiny-imagenet_gdkd.py',
+                                  'cls/resnet34_to_resnet18_cub_dkd.py'])
+def test_classification_benchmark_trains_and_evaluates_on_its_layout(name, resnet34_200_checkpoint, tmp_path):
+    """One epoch and an evaluation on a tiny copy of the dataset's folder layout (Tiny-ImageNet's class folders read
+    by CustomDataset, CUB's files read by mmpretrain's CUB), at 64x64 crops."""
+    cfg = load_config(name)
+    to_toy_data(cfg, CLS_BENCHMARKS[name][0](str(tmp_path / 'data')), train_batch=3)
+    cfg.merge_from_dict({'train_cfg.max_epochs': 1, 'model.student.backbone.init_cfg': None,
+                         'model.teacher_ckpt': resnet34_200_checkpoint})
+    logged = train_and_evaluate(cfg, str(tmp_path / 'work'))
+    key = CLS_BENCHMARKS[name][3]
+    assert logged[f'train/distill.{key}'] > 0 and 0 <= logged['val/accuracy/top1'] <= 100

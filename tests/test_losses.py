@@ -1011,3 +1011,74 @@ def test_registry(cfg, cls):
     va, vb, vd = a(*args), b(*args), direct(*args)
     assert torch.isfinite(va) and float(va) > 0
     assert torch.equal(va, vb) and torch.equal(va, vd)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Logit standardization (Sun et al., CVPR 2024)
+# --------------------------------------------------------------------------------------------------------------
+def _standardized64(logits):
+    """Reference z-score per pixel over the classes, in float64 numpy: sample std (ddof=1), 1e-7 added to it."""
+    z = logits.detach().double().numpy()
+    mean = z.mean(axis=1, keepdims=True)
+    std = z.std(axis=1, ddof=1, keepdims=True)
+    return torch.from_numpy((z - mean) / (std + 1e-7))
+
+
+STANDARDIZED = [
+    ('gdkd', lambda s, t, g, **o: gdkd_loss(s, t, g, k=2, w0=1.3, w1=0.7, w2=2.1, **o), dict(k=2, w0=1.3, w1=0.7,
+                                                                                          w2=2.1)),
+    ('dkd', lambda s, t, g, **o: dkd_loss(s, t, g, alpha=1.3, beta=4.0, **o), dict(alpha=1.3, beta=4.0)),
+    ('kd', kd_loss, {}),
+]
+
+
+@pytest.mark.parametrize('name,fn,ref_options', STANDARDIZED, ids=[n for n, _, _ in STANDARDIZED])
+def test_logit_standardize_values(name, fn, ref_options):
+    """The loss of the z-scored logits, against the float64 reference on logits z-scored in float64; a row of equal
+    logits (std 0) becomes the uniform distribution, not NaN; scaling and shifting either side's logits per pixel
+    changes nothing."""
+    s, t = make_pair((2, 19, 3, 4), 20.0, seed=31)
+    s[0, :, 0, 0] = 7.0  # a constant student row
+    t[1, :, 2, 3] = -3.0  # a constant teacher row
+    gt = make_gt(s, 31)
+    got = fn(s, t, gt, temperature=4.0, logit_standardize=True)
+    ref = ref_loss(name, _standardized64(s), _standardized64(t), gt, T=4.0, **ref_options)
+    check_against_ref(got, ref, atol_parts=1e-6)
+    plain = fn(s, t, gt, temperature=4.0)[0]
+    assert abs(float(plain) - ref[0]) > 1e-3 * ref[0], 'standardization changed nothing'
+    scale = 0.5 + torch.rand(2, 1, 3, 4, generator=_gen(32))
+    shifted = fn(s * scale + 100.0, t * 3.0 - 50.0, gt, temperature=4.0, logit_standardize=True)[0]
+    assert_close(shifted, ref[0], 1e-4, what='scaled and shifted')
+
+
+def test_logit_standardize_topp_reads_the_standardized_teacher():
+    s, t = make_pair((2, 19, 3, 4), 20.0, seed=33)
+    got = gdkd_loss(s, t, None, partition='topp', top_p=0.7, temperature=2.0, logit_standardize=True)
+    ref = ref_loss('gdkd', _standardized64(s), _standardized64(t), None, T=2.0, partition='topp', top_p=0.7)
+    check_against_ref(got, ref, atol_parts=1e-6)
+
+
+def test_logit_standardize_gradient_and_low_precision():
+    g = _gen(34)
+    s = (5 * torch.randn(2, 6, 2, 3, generator=g, dtype=torch.float64)).requires_grad_()
+    t = 5 * torch.randn(2, 6, 2, 3, generator=g, dtype=torch.float64)
+    gt = make_gt(s, 34)
+    assert torch.autograd.gradcheck(lambda x: gdkd_loss(x, t, gt, k=2, logit_standardize=True)[0], (s, ),
+                                    eps=1e-6, atol=1e-6, rtol=1e-4)
+    # bf16 logits of magnitude 1e3: mean and spread in float32, the loss that of the bf16 values in float64
+    s16, t16 = (torch.randn(3, 19, generator=g) * 1e3).bfloat16(), (torch.randn(3, 19, generator=g) * 1e3).bfloat16()
+    ref = ref_loss('kd', _standardized64(s16), _standardized64(t16), None, T=1.0)
+    check_against_ref(kd_loss(s16, t16, None, logit_standardize=True), ref, rtol=1e-4, atol_parts=1e-5)
+
+
+def test_logit_standardize_option_errors():
+    with pytest.raises(ValueError, match=r'logit_standardize must be True or False, got logit_standardize=1 \(int\)'):
+        GDKDLoss(logit_standardize=1)
+    with pytest.raises(ValueError, match=r"logit_standardize must be True or False, got logit_standardize='yes'"):
+        kd_loss(S19, T19, None, logit_standardize='yes')
+    with pytest.raises(ValueError, match=r'logit_standardize needs at least 2 classes.*C=1'):
+        kd_loss(S19[:, :1], T19[:, :1], None, logit_standardize=True)
+    from mmseg.registry import MODELS
+    built = MODELS.build(dict(type='DKDLoss', logit_standardize=True))
+    assert built.options['logit_standardize'] is True
+    assert torch.isfinite(built(S19, T19, GT19))

@@ -237,8 +237,8 @@ def grouped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, valid: Optio
 
 def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None, k: int = 3,
               w0: float = 1.0, w1: float = 1.0, w2: float = 2.0, temperature: float = 1.0, ignore_index: int = 255,
-              partition: str = 'topk', top_p: float = 0.9,
-              k_max: Optional[int] = None) -> Tuple[Tensor, Dict[str, Tensor]]:
+              partition: str = 'topk', top_p: float = 0.9, k_max: Optional[int] = None,
+              logit_standardize: bool = False) -> Tuple[Tensor, Dict[str, Tensor]]:
     """GDKD: the teacher's top classes K against the rest O.
 
     Args:
@@ -253,6 +253,8 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
             probability (at temperature T) reaches ``top_p``, at most ``k_max`` classes (default: no cap).
         top_p: probability the top group must reach, for ``partition='topp'``.
         k_max: cap on the top group's size, for ``partition='topp'``.
+        logit_standardize: z-score each pixel's logits over the classes, teacher and student separately, before
+            the temperature; top-p then reads the standardized teacher (Sun et al., CVPR 2024; see :func:`gdkd_seg.losses.inputs.standardize_logits`).
 
     Returns:
         ``(loss, parts)``; parts ``kl_mass``, ``kl_top``, ``kl_other`` are the unweighted KL terms averaged over
@@ -260,8 +262,10 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
     """
     num_classes = student_logits.shape[1]
     check_options(num_classes, w0=w0, w1=w1, w2=w2, temperature=temperature, ignore_index=ignore_index,
-                  partition=partition, **(dict(k=k) if partition == 'topk' else dict(top_p=top_p, k_max=k_max)))
-    student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index)
+                  partition=partition, logit_standardize=logit_standardize,
+                  **(dict(k=k) if partition == 'topk' else dict(top_p=top_p, k_max=k_max)))
+    student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index,
+                                                            logit_standardize)
     if partition == 'topk':
         partition_args = dict(top_k=k, rank_groups=[0] * k)
     else:
@@ -299,18 +303,22 @@ def gdkd3_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tens
 
 
 def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Tensor, alpha: float = 1.0, beta: float = 8.0,
-             temperature: float = 1.0, ignore_index: int = 255) -> Tuple[Tensor, Dict[str, Tensor]]:
+             temperature: float = 1.0, ignore_index: int = 255,
+             logit_standardize: bool = False) -> Tuple[Tensor, Dict[str, Tensor]]:
     """DKD (Zhao et al., 2022): the ground-truth class against the rest.
 
-    ``alpha`` weighs the target/non-target mass KL (TCKD), ``beta`` the KL among non-target classes (NCKD).
+    ``alpha`` weighs the target/non-target mass KL (TCKD), ``beta`` the KL among non-target classes (NCKD);
+    ``logit_standardize`` as in :func:`gdkd_loss`.
 
     Returns:
         ``(loss, parts)`` with parts ``kl_mass`` (TCKD) and ``kl_other`` (NCKD), unweighted.
     """
     if gt is None:
         raise ValueError('dkd_loss needs gt: DKD splits the classes at the ground-truth label')
-    check_options(alpha=alpha, beta=beta, temperature=temperature, ignore_index=ignore_index)
-    student_logits, teacher_logits, labels, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index)
+    check_options(alpha=alpha, beta=beta, temperature=temperature, ignore_index=ignore_index,
+                  logit_standardize=logit_standardize)
+    student_logits, teacher_logits, labels, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index,
+                                                                 logit_standardize)
     head_indices = labels.unsqueeze(1)
     loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, alpha, (0.0, beta), temperature,
                                                head_indices=head_indices, head_groups=torch.zeros_like(head_indices))
@@ -318,13 +326,15 @@ def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Tensor, alpha: 
 
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None, temperature: float = 1.0,
-            ignore_index: int = 255) -> Tuple[Tensor, Dict[str, Tensor]]:
-    """Classic KD (Hinton et al.): per-pixel ``T²·KL(softmax(z_t/T) ‖ softmax(z_s/T))``.
+            ignore_index: int = 255, logit_standardize: bool = False) -> Tuple[Tensor, Dict[str, Tensor]]:
+    """Classic KD (Hinton et al.): per-pixel ``T²·KL(softmax(z_t/T) ‖ softmax(z_s/T))``; ``logit_standardize`` as
+    in :func:`gdkd_loss`.
 
     Returns:
         ``(loss, parts)`` with part ``kl``.
     """
-    check_options(temperature=temperature, ignore_index=ignore_index)
-    student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index)
+    check_options(temperature=temperature, ignore_index=ignore_index, logit_standardize=logit_standardize)
+    student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index,
+                                                            logit_standardize)
     loss, _, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, 0.0, (1.0,), temperature)
     return loss, dict(kl=kl_groups[0])

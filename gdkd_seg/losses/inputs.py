@@ -12,6 +12,33 @@ def to_compute_dtype(logits: Tensor) -> Tensor:
     return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
+# Added to the standard deviation, as in the logit-standardization code of Sun et al. (CVPR 2024) and in GDKD's
+# (ZaberKo/GDKD, mdistiller/distillers/experimental/LS_GDKD.py, ``normalize``): a row of equal logits becomes all 0
+# (the uniform distribution) instead of 0/0.
+STANDARDIZE_EPS = 1e-7
+
+
+def standardize_logits(logits: Tensor) -> Tensor:
+    """Z-score each pixel's (row's) logits over the classes: ``(z − mean) / (1e-7 + std)``.
+
+    The meaning of the logit standardization of Sun et al. (CVPR 2024) and of GDKD's ``LS_GDKD`` (``norm_mode=
+    'global'``): the sample standard deviation (Bessel's correction, ``C − 1``, as ``torch.std``), 1e-7 added to
+    it, no base temperature (the loss's own temperature divides the standardized logits afterwards). Computed in
+    float32 or wider (fp16/bf16 logits are promoted), so the mean and spread of large logits do not round away.
+
+    Args:
+        logits: ``(B, C, h, w)`` or ``(N, C)`` with ``C >= 2`` (a single class has no spread).
+
+    Returns:
+        The standardized logits in the compute dtype, differentiable (the gradient flows through mean and std).
+    """
+    if logits.shape[1] < 2:
+        raise ValueError(f'logit_standardize needs at least 2 classes to measure a spread, got C={logits.shape[1]}')
+    logits = to_compute_dtype(logits)
+    std, mean = torch.std_mean(logits, dim=1, keepdim=True, correction=1)
+    return (logits - mean) / (std + STANDARDIZE_EPS)
+
+
 def check_logits(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """Validate a student/teacher logit pair and bring the teacher's to the student's spatial size.
 
@@ -71,9 +98,11 @@ def labels_and_valid(gt: Optional[Tensor], logits: Tensor,
     return gt.masked_fill(~valid, 0), valid
 
 
-def check_inputs(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor],
-                 ignore_index: int) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
-    """Check a logit pair and its labels: :func:`check_logits` then :func:`labels_and_valid`.
+def check_inputs(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor], ignore_index: int,
+                 logit_standardize: bool = False) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+    """Check a logit pair and its labels: :func:`check_logits` then :func:`labels_and_valid`; with
+    ``logit_standardize``, :func:`standardize_logits` on both (the teacher's after its resize, so on the student's
+    pixels), before any loss implementation sees them.
 
     Returns:
         ``(student_logits, teacher_logits, labels, valid)``: the teacher's logits resized and detached; labels and
@@ -81,6 +110,8 @@ def check_inputs(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Te
     """
     teacher_logits = check_logits(student_logits, teacher_logits)
     labels, valid = labels_and_valid(gt, student_logits, ignore_index)
+    if logit_standardize:
+        student_logits, teacher_logits = standardize_logits(student_logits), standardize_logits(teacher_logits)
     return student_logits, teacher_logits, labels, valid
 
 

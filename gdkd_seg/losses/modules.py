@@ -56,9 +56,10 @@ class GDKDLoss(_DistillLoss):
 
     def __init__(self, k: int = 3, w0: float = 1.0, w1: float = 1.0, w2: float = 2.0, temperature: float = 1.0,
                  loss_weight: float = 1.0, ignore_index: int = 255, partition: str = 'topk', top_p: float = 0.9,
-                 k_max: Optional[int] = None, loss_name: str = 'loss_gdkd') -> None:
+                 k_max: Optional[int] = None, logit_standardize: bool = False, loss_name: str = 'loss_gdkd') -> None:
         super().__init__(loss_weight, loss_name, k=k, w0=w0, w1=w1, w2=w2, temperature=temperature,
-                         ignore_index=ignore_index, partition=partition, top_p=top_p, k_max=k_max)
+                         ignore_index=ignore_index, partition=partition, top_p=top_p, k_max=k_max,
+                         logit_standardize=logit_standardize)
 
 
 @MODELS.register_module()
@@ -80,9 +81,9 @@ class DKDLoss(_DistillLoss):
     loss_fn = staticmethod(dkd_loss)
 
     def __init__(self, alpha: float = 1.0, beta: float = 8.0, temperature: float = 1.0, loss_weight: float = 1.0,
-                 ignore_index: int = 255, loss_name: str = 'loss_dkd') -> None:
+                 ignore_index: int = 255, logit_standardize: bool = False, loss_name: str = 'loss_dkd') -> None:
         super().__init__(loss_weight, loss_name, alpha=alpha, beta=beta, temperature=temperature,
-                         ignore_index=ignore_index)
+                         ignore_index=ignore_index, logit_standardize=logit_standardize)
 
 
 @MODELS.register_module()
@@ -92,8 +93,9 @@ class KDLoss(_DistillLoss):
     loss_fn = staticmethod(kd_loss)
 
     def __init__(self, temperature: float = 1.0, loss_weight: float = 1.0, ignore_index: int = 255,
-                 loss_name: str = 'loss_kd') -> None:
-        super().__init__(loss_weight, loss_name, temperature=temperature, ignore_index=ignore_index)
+                 logit_standardize: bool = False, loss_name: str = 'loss_kd') -> None:
+        super().__init__(loss_weight, loss_name, temperature=temperature, ignore_index=ignore_index,
+                         logit_standardize=logit_standardize)
 
 
 @MODELS.register_module()

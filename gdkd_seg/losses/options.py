@@ -51,6 +51,9 @@ def _check_option(name: str, value: Any, num_classes: Optional[int]) -> None:
     elif name == 'ignore_index':
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ValueError(f'ignore_index must be an integer label, got ignore_index={_describe(value)}')
+    elif name == 'logit_standardize':
+        if not isinstance(value, bool):
+            raise ValueError(f'logit_standardize must be True or False, got logit_standardize={_describe(value)}')
     elif name == 'loss_name':
         if not isinstance(value, str) or 'loss' not in value:
             raise ValueError(f"loss_name must be a string containing 'loss' (MMEngine optimises only such keys), "
@@ -66,7 +69,8 @@ def check_options(num_classes: Optional[int] = None, **options: Any) -> None:
         num_classes: the number of classes C, when known: ``k`` and ``k_max`` may not exceed it.
         **options: loss options by name: the weights ``w0``, ``w1``, ``w2``, ``alpha``, ``beta``, ``loss_weight``
             (finite numbers >= 0), ``temperature`` (> 0), ``top_p`` (in (0, 1]), ``k`` (integer >= 1), ``k_max``
-            (None or integer >= 1), ``partition`` (``'topk'`` / ``'topp'``), ``ignore_index`` (integer) and
+            (None or integer >= 1), ``partition`` (``'topk'`` / ``'topp'``), ``ignore_index`` (integer),
+            ``logit_standardize`` (a bool) and
             ``loss_name`` (a string containing ``loss``).
 
     Raises:
