@@ -92,9 +92,8 @@ def build_split_loader(cfg: Config, split: str, max_images: Optional[int]):
     ``'train'`` takes the training images and labels (its ``data_root`` and ``data_prefix``) through the val
     dataloader's dataset settings and test pipeline: no random augmentation. ``max_images``: only the first ones.
     """
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
     loader = copy.deepcopy(cfg.val_dataloader)
     if split == 'train':
         train = cfg.train_dataloader.dataset
@@ -111,7 +110,9 @@ def build_split_loader(cfg: Config, split: str, max_images: Optional[int]):
     if loader.get('num_workers', 0) == 0:
         loader['persistent_workers'] = False
     loader['sampler'] = dict(type='DefaultSampler', shuffle=False)
-    return Runner.build_dataloader(loader)
+    # the config's scope for this build only: the process's current scope stays as it was
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg')):
+        return Runner.build_dataloader(loader)
 
 
 def default_device() -> str:

@@ -26,6 +26,7 @@ from gdkd_seg.inspection import (build_split_loader, build_teacher, colorize, de
                                  heat_map, mistakes, plot_curves, read_image, side_by_side)
 from gdkd_seg.run_config import load_run_config
 from mmengine.config import DictAction
+from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
 
@@ -88,6 +89,7 @@ def picture(sample, logits: torch.Tensor, k: int, temperature: float, palette, i
 def main() -> None:
     args = parse_args()
     cfg = load_run_config(args.config, 'none', args.cfg_options, args.out)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))  # this process builds the config's modules by name
     loss_options = gdkd_options(cfg)
     temperature = args.temperature or loss_options.get('temperature', 1.0)
     k = args.k or loss_options.get('k', 3)

@@ -27,6 +27,7 @@ from gdkd_seg.inspection import (build_distiller, build_split_loader, colorize, 
 from gdkd_seg.losses.inputs import check_logits, labels_and_valid
 from gdkd_seg.run_config import load_run_config
 from mmengine.config import DictAction
+from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
 TERMS = {'kl_mass': 'mass KL', 'kl_top': 'top-k KL', 'kl_other': 'rest KL'}
@@ -54,6 +55,7 @@ def upsampled(values: torch.Tensor, size) -> np.ndarray:
 def main() -> None:
     args = parse_args()
     cfg = load_run_config(args.config, 'none', args.cfg_options, args.out)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))  # this process builds the config's modules by name
     options = gdkd_options(cfg)
     if not options:
         raise ValueError(f'{args.config} has no GDKDLoss in model.distill_losses: its terms are what is drawn')
