@@ -4,7 +4,7 @@ GDKD splits the classes at the teacher's top-k (or top-p set); whether k = 3 sui
 probability mass spreads. Pure functions over logits and labels, and :class:`TeacherStatistics`, an accumulator of
 running sums per ground-truth class whose size depends on the class count only (never on the number of pixels or
 images), so a whole split streams through it. Used by ``tools/analyze_teacher.py`` and
-``tools/visualize_distill.py``.
+``tools/visualize_distill.py`` (whose per-pixel GDKD terms are :func:`gdkd_seg.losses.gdkd_pixel_terms`).
 """
 from typing import Dict, List, Sequence, Tuple
 
@@ -196,33 +196,3 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence], digits: int 
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     lines += ['| ' + ' | '.join(cell(value) for value in row) + ' |' for row in rows]
     return '\n'.join(lines) + '\n'
-
-
-def gdkd_pixel_terms(student_logits: Tensor, teacher_logits: Tensor, k: int,
-                     temperature: float = 1.0) -> Dict[str, Tensor]:
-    """The three unweighted GDKD terms per pixel (``partition='topk'``), in plain PyTorch.
-
-    Their means over valid pixels are :func:`gdkd_seg.losses.gdkd_loss`'s parts of the same names.
-
-    Args:
-        student_logits, teacher_logits: ``(B, C, H, W)`` at the same size.
-        k: the teacher's top group size.
-        temperature: softmax temperature T.
-
-    Returns:
-        ``kl_mass`` (KL between the top/rest masses), ``kl_top`` (within the teacher's top-k), ``kl_other``
-        (within the rest), each ``(B, H, W)`` in float64.
-    """
-    log_t = (teacher_logits.double() / temperature).log_softmax(1)
-    log_s = (student_logits.double() / temperature).log_softmax(1)
-    in_top = torch.zeros_like(log_t, dtype=torch.bool).scatter_(1, teacher_logits.topk(k, dim=1)[1], True)
-    terms = {}
-    mass_kl = torch.zeros_like(log_t[:, 0])
-    for name, group in (('kl_top', in_top), ('kl_other', ~in_top)):
-        group_t = torch.where(group, log_t, float('-inf')).logsumexp(1, keepdim=True)
-        group_s = torch.where(group, log_s, float('-inf')).logsumexp(1, keepdim=True)
-        within_t, within_s = log_t - group_t, log_s - group_s
-        terms[name] = torch.where(group, within_t.exp() * (within_t - within_s), 0.0).sum(1)
-        mass_kl += torch.where(group_t[:, 0] > float('-inf'), group_t[:, 0].exp() * (group_t - group_s)[:, 0], 0.0)
-    terms['kl_mass'] = mass_kl
-    return terms

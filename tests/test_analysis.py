@@ -10,9 +10,8 @@ import pytest
 import torch
 
 from conftest import cfg_options, config_path, run_tool, tiny_data_options, write_teacher_checkpoint
-from gdkd_seg.analysis import (TeacherStatistics, gdkd_pixel_terms, pixel_maps, sorted_probabilities,
-                               top_p_set_sizes)
-from gdkd_seg.losses import gdkd_loss
+from gdkd_seg.analysis import TeacherStatistics, pixel_maps, sorted_probabilities, top_p_set_sizes
+from gdkd_seg.losses import gdkd_loss, gdkd_pixel_terms
 from mmengine.config import Config
 
 # a low temperature spreads the tiny untrained teacher's near-uniform logits into varied distributions

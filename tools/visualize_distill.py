@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 
 import gdkd_seg  # noqa: F401  (registers the toolkit and applies the stack's compatibility fixes)
-from gdkd_seg.analysis import gdkd_pixel_terms, markdown_table
+from gdkd_seg.analysis import markdown_table
 from gdkd_seg.inspection import (build_distiller, build_split_loader, colorize, default_device, gdkd_options,
                                  heat_map, read_image, side_by_side)
+from gdkd_seg.losses import gdkd_pixel_terms
 from gdkd_seg.losses.inputs import check_logits, labels_and_valid
 from gdkd_seg.run_config import load_run_config
 from mmengine.config import DictAction

@@ -254,7 +254,8 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
         top_p: probability the top group must reach, for ``partition='topp'``.
         k_max: cap on the top group's size, for ``partition='topp'``.
         logit_standardize: z-score each pixel's logits over the classes, teacher and student separately, before
-            the temperature; top-p then reads the standardized teacher (Sun et al., CVPR 2024; see :func:`gdkd_seg.losses.inputs.standardize_logits`).
+            the temperature; top-p then reads the standardized teacher (Sun et al., CVPR 2024; see
+            :func:`gdkd_seg.losses.inputs.standardize_logits`).
 
     Returns:
         ``(loss, parts)``; parts ``kl_mass``, ``kl_top``, ``kl_other`` are the unweighted KL terms averaged over
@@ -277,6 +278,28 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
     loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, w0, (w1, w2), temperature,
                                                **partition_args)
     return loss, dict(kl_mass=kl_mass, kl_top=kl_groups[0], kl_other=kl_groups[1])
+
+
+def gdkd_pixel_terms(student_logits: Tensor, teacher_logits: Tensor, k: int = 3,
+                     temperature: float = 1.0) -> Dict[str, Tensor]:
+    """GDKD's three unweighted terms per pixel (``partition='topk'``), for pictures of where a student disagrees.
+
+    The same computation as :func:`gdkd_loss` (its PyTorch implementation, on any device), before the mean: the
+    means of these maps over valid pixels are its parts of the same names.
+
+    Args:
+        student_logits, teacher_logits: ``(B, C, H, W)`` at the same size.
+        k: the teacher's top group size.
+        temperature: softmax temperature T.
+
+    Returns:
+        ``kl_mass`` (KL between the top/rest masses), ``kl_top`` (within the teacher's top-k), ``kl_other``
+        (within the rest), each ``(B, H, W)``, in the logits' compute dtype.
+    """
+    check_options(num_classes=student_logits.shape[1], k=k, temperature=temperature)
+    _, kl_mass, kl_groups = _grouped_kl_torch(student_logits, teacher_logits, dict(top_k=k, rank_groups=[0] * k),
+                                              (1.0, 1.0), 1.0, temperature)
+    return dict(kl_mass=kl_mass, kl_top=kl_groups[0], kl_other=kl_groups[1])
 
 
 def gdkd3_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None, k: int = 3,
