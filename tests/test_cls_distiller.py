@@ -2,6 +2,7 @@
 import copy
 import os
 import os.path as osp
+from types import SimpleNamespace
 from typing import Callable
 
 import cv2
@@ -14,6 +15,7 @@ from mmengine.runner import Runner
 
 import gdkd_seg  # noqa: F401  (before mmpretrain: registers the toolkit, makes torchvision importable)
 from conftest import assert_student_trained_teacher_frozen, config_path
+from gdkd_seg.hooks import DistillWarmupHook
 from gdkd_seg.models import teacher_model_config
 from gdkd_seg.models.distill_losses import distill_loss_dict
 import mmpretrain
@@ -25,11 +27,11 @@ CLASSES = ('cat', 'dog', 'fox', 'owl', 'elk', 'yak')
 IMAGES_PER_CLASS = 3
 CIFAR_CONFIG = config_path('cls', 'resnet50_to_resnet18_cifar100_gdkd.py')
 SHIPPED = {
-    'resnet34_to_resnet18_imagenet_gdkd.py': dict(loss='loss_gdkd', type='GDKDLoss', warmup_iters=2503, lr=0.2,
+    'resnet34_to_resnet18_imagenet_gdkd.py': dict(loss='loss_gdkd', type='GDKDLoss', warmup_epochs=1, lr=0.2,
                                                  options=dict(k=5, w0=0.5, w1=1.0, w2=1.0, temperature=1.0)),
-    'resnet34_to_resnet18_imagenet_dkd.py': dict(loss='loss_dkd', type='DKDLoss', warmup_iters=2503, lr=0.2,
+    'resnet34_to_resnet18_imagenet_dkd.py': dict(loss='loss_dkd', type='DKDLoss', warmup_epochs=1, lr=0.2,
                                                 options=dict(alpha=0.5, beta=0.5, temperature=1.0)),
-    'resnet50_to_resnet18_cifar100_gdkd.py': dict(loss='loss_gdkd', type='GDKDLoss', warmup_iters=15640, lr=0.05,
+    'resnet50_to_resnet18_cifar100_gdkd.py': dict(loss='loss_gdkd', type='GDKDLoss', warmup_epochs=20, lr=0.05,
                                                   options=dict(k=5, w0=1.0, w1=1.0, w2=8.0, temperature=4.0)),
 }
 
@@ -144,6 +146,35 @@ def test_one_training_iteration_updates_student_only(cifar_config, image_folder,
     assert keys and all(key.startswith('student.') for key in keys)
 
 
+
+def test_epoch_warmup_is_the_authors_factor_per_epoch(cifar_config, image_folder, tiny_teacher_ckpt, tmp_path):
+    """warmup_epochs=4: 1/4 during the first epoch, 2/4 during the second (mdistiller's min(epoch / WARMUP, 1))."""
+    cfg = tiny_cifar_config(cifar_config, image_folder, tiny_teacher_ckpt, str(tmp_path))
+    half = len(CLASSES) * IMAGES_PER_CLASS // 2  # two iterations per epoch
+    cfg.merge_from_dict({'train_cfg.max_epochs': 2, 'train_cfg.val_interval': 2, 'train_dataloader.batch_size': half,
+                         'custom_hooks': [dict(type='DistillWarmupHook', warmup_epochs=4)]})
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    factors, _ = runner.message_hub.log_scalars['train/distill_factor'].data
+    assert runner.iter == 4 and list(factors) == [0.25, 0.25, 0.5, 0.5]
+
+
+@pytest.mark.parametrize('options, message', [
+    (dict(), 'one of warmup_iters'), (dict(warmup_iters=10, warmup_epochs=1), 'one of warmup_iters'),
+    (dict(warmup_epochs=-1), 'warmup_epochs must be an integer >= 0'),
+    (dict(warmup_iters=2.5), 'warmup_iters must be an integer >= 0')])
+def test_warmup_hook_options_are_checked(options, message):
+    with pytest.raises(ValueError, match=message):
+        DistillWarmupHook(**options)
+
+
+def test_epoch_warmup_refuses_an_iteration_loop():
+    runner = SimpleNamespace(train_loop=SimpleNamespace(max_iters=100))
+    with pytest.raises(ValueError, match='needs an epoch-based train loop.*use warmup_iters'):
+        DistillWarmupHook(warmup_epochs=2).before_train(runner)
+    assert [DistillWarmupHook(warmup_iters=4).factor(i) for i in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert [DistillWarmupHook(warmup_epochs=0).factor(0, e) for e in range(2)] == [1.0, 1.0]
+
 def test_losses_are_the_same_from_the_mmseg_and_mmpretrain_registries():
     from mmseg.registry import MODELS as SEG_MODELS
     torch.manual_seed(0)
@@ -183,7 +214,7 @@ def test_shipped_config_builds_its_distiller(name, zoo_teacher_ckpts):
     with open(osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'configs', 'resnet', 'metafile.yml')) as file:
         zoo = {entry['Weights']: entry['Config'] for entry in yaml.safe_load(file)['Models']}
     assert zoo[cfg.model.teacher_ckpt] == 'configs/' + cfg.model.teacher[len('mmpretrain::'):]
-    assert cfg.custom_hooks == [dict(type='DistillWarmupHook', warmup_iters=expected['warmup_iters'])]
+    assert cfg.custom_hooks == [dict(type='DistillWarmupHook', warmup_epochs=expected['warmup_epochs'])]
     assert cfg.optim_wrapper.optimizer.lr == expected['lr']
 
     cfg.model.teacher_ckpt = zoo_teacher_ckpts(cfg.model.teacher)

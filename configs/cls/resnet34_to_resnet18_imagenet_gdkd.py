@@ -1,7 +1,7 @@
 # GDKD: ResNet-34 teacher (mmpretrain zoo, 73.62 top-1) -> ResNet-18 student on ImageNet-1k.
 # The authors' ImageNet settings (those of DKD): 100 epochs, total batch 512 (8 GPUs x 64), SGD lr 0.2, momentum 0.9,
 # weight decay 1e-4, lr x0.1 at epochs 30/60/90, student CE weight 1; GDKD k=5, w0=0.5, w1=1, w2=1, T=1, with the
-# distillation weight ramped up linearly over the first epoch.
+# full distillation weight from the first step (their WARMUP: 1).
 #   8 GPUs: tools/dist_train.sh configs/cls/resnet34_to_resnet18_imagenet_gdkd.py 8
 #   test:   tools/test.py configs/cls/resnet34_to_resnet18_imagenet_gdkd.py work_dirs/.../epoch_100.pth
 # Data: mmpretrain's ImageNet layout under data/imagenet (train/, val/, meta/); see mmpretrain's dataset docs.
@@ -31,8 +31,8 @@ test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.2, momentum=0.9, weight_decay=1e-4))
 param_scheduler = dict(type='MultiStepLR', by_epoch=True, milestones=[30, 60, 90], gamma=0.1)
 train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
-# DistillWarmupHook counts iterations: one epoch of ImageNet at batch 512 is ceil(1281167 / 512) = 2503 iterations
-# (2502.3, and the last, partial batch is kept).
-custom_hooks = [dict(type='DistillWarmupHook', warmup_iters=2503)]
+# The authors' `WARMUP: 1` (ZaberKo/GDKD configs/imagenet/r34_r18/gdkd.yaml): their factor min(epoch / WARMUP, 1)
+# counts epochs from 1, so it is 1 from the first step; warmup_epochs=1 is the same factor (logged as distill_factor).
+custom_hooks = [dict(type='DistillWarmupHook', warmup_epochs=1)]
 # 8 GPUs x 64 images; with another total batch pass --cfg-options auto_scale_lr.enable=True to scale the lr linearly.
 auto_scale_lr = dict(enable=False, base_batch_size=512)

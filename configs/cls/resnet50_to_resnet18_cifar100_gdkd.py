@@ -2,7 +2,7 @@
 # no max-pool).
 # The authors' CIFAR-100 settings: 240 epochs, batch 64 on one GPU, SGD lr 0.05, momentum 0.9, weight decay 5e-4,
 # lr x0.1 at epochs 150/180/210, student CE weight 1; GDKD k=5, w0=1, w1=1, w2=8, T=4, with the distillation
-# weight ramped up linearly over the first 20 epochs.
+# weight ramped up epoch by epoch over the first 20 epochs.
 #   1 GPU: python tools/train.py configs/cls/resnet50_to_resnet18_cifar100_gdkd.py
 # Data: mmpretrain's CIFAR100 dataset reads (and, when missing, downloads) the python version of CIFAR-100 into
 # data/cifar100.
@@ -44,8 +44,8 @@ optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_de
 param_scheduler = dict(type='MultiStepLR', by_epoch=True, milestones=[150, 180, 210], gamma=0.1)
 train_cfg = dict(by_epoch=True, max_epochs=240, val_interval=1)
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))
-# DistillWarmupHook counts iterations: one epoch of the 50000 training images at batch 64 is ceil(50000 / 64) = 782
-# iterations (781.25, and the last, partial batch is kept), so 20 epochs are 20 x 782 = 15640 iterations.
-custom_hooks = [dict(type='DistillWarmupHook', warmup_iters=15640)]
+# The authors' WARMUP: 20 (their factor min(epoch / 20, 1), epochs counted from 1): 1/20 during the first epoch,
+# 2/20 during the second, ..., full from epoch 20 on.
+custom_hooks = [dict(type='DistillWarmupHook', warmup_epochs=20)]
 # one GPU x 64 images; with another total batch pass --cfg-options auto_scale_lr.enable=True to scale the lr.
 auto_scale_lr = dict(enable=False, base_batch_size=64)
