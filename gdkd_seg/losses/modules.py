@@ -57,10 +57,12 @@ class GDKDLoss(_DistillLoss):
 
     def __init__(self, k: int = 3, w0: float = 1.0, w1: float = 1.0, w2: float = 2.0, temperature: float = 1.0,
                  loss_weight: float = 1.0, ignore_index: int = 255, partition: str = 'topk', top_p: float = 0.9,
-                 k_max: Optional[int] = None, logit_standardize: bool = False, loss_name: str = 'loss_gdkd') -> None:
+                 k_max: Optional[int] = None, logit_standardize: bool = False, ignore_incorrect: bool = False,
+                 entropy_weight: float = 0.0, loss_name: str = 'loss_gdkd') -> None:
         super().__init__(loss_weight, loss_name, k=k, w0=w0, w1=w1, w2=w2, temperature=temperature,
                          ignore_index=ignore_index, partition=partition, top_p=top_p, k_max=k_max,
-                         logit_standardize=logit_standardize)
+                         logit_standardize=logit_standardize, ignore_incorrect=ignore_incorrect,
+                         entropy_weight=entropy_weight)
 
 
 @MODELS.register_module()
