@@ -9,7 +9,7 @@ DIST matches relations instead of values. On ``p = softmax(z / T)`` of every pix
 (hunto/DIST_KD, ``segmentation/losses/dist_kd.py``) and GDKD's (ZaberKo/seg-gdkd, ``losses/distiller/dist.py``)
 compute it: every pixel of the batch is a row, the intra-class correlation runs over all rows of the batch.
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -38,9 +38,10 @@ def check_dist_options(beta: float, gamma: float, temperature: float, per_image_
                          '(intra-class) > 0')
 
 
-def _pearson(x: Tensor, y: Tensor, dim: int, weights: Optional[Tensor] = None) -> Tensor:
-    """Pearson correlation of ``x`` and ``y`` along ``dim``, over the entries where ``weights`` (0/1, broadcast
-    to ``x``) is 1, or over all of them: ``(x̃·ỹ) / (‖x̃‖·‖ỹ‖ + PEARSON_EPS)`` with x̃ = x − its mean."""
+def _pearson(x: Tensor, y: Tensor, dim: Union[int, Tuple[int, ...]], weights: Optional[Tensor] = None) -> Tensor:
+    """Pearson correlation of ``x`` and ``y`` along ``dim`` (one or several dims, reduced away), over the entries
+    where ``weights`` (0/1, broadcast to ``x``) is 1, or over all of them: ``(x̃·ỹ) / (‖x̃‖·‖ỹ‖ + PEARSON_EPS)`` with
+    x̃ = x − its mean."""
     if weights is None:
         x_centred = x - x.mean(dim, keepdim=True)
         y_centred = y - y.mean(dim, keepdim=True)
@@ -102,28 +103,26 @@ def dist_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
         compute = torch.promote_types(to_compute_dtype(student_logits).dtype, teacher_logits.dtype)
         probs_student = (student_logits.to(compute) / temperature).softmax(1)
         probs_teacher = (teacher_logits.to(compute) / temperature).softmax(1)
-        # (images, pixels, C) and (images, pixels): (N, C) rows are one image of N pixels
-        rows_student = probs_student.flatten(2).transpose(1, 2) if probs_student.dim() == 4 else probs_student[None]
-        rows_teacher = probs_teacher.flatten(2).transpose(1, 2) if probs_teacher.dim() == 4 else probs_teacher[None]
-        pixel_valid = None if valid is None else valid.reshape(rows_student.shape[:2])
+        # (images, C, pixels), each class's values contiguous: (N, C) rows are one image of N pixels
+        planes_student = probs_student.flatten(2) if probs_student.dim() == 4 else probs_student.t()[None]
+        planes_teacher = probs_teacher.flatten(2) if probs_teacher.dim() == 4 else probs_teacher.t()[None]
+        pixel_valid = None if valid is None else valid.reshape(planes_student.shape[0], 1, -1)
 
-        loss = student_logits.new_zeros((), dtype=compute)
+        loss = planes_student.new_zeros(())
         parts = {}
         if beta > 0:
-            inter = mean_over_valid(1 - _pearson(rows_student, rows_teacher, dim=2), pixel_valid)
+            per_pixel = 1 - _pearson(planes_student, planes_teacher, dim=1)
+            inter = mean_over_valid(per_pixel, None if pixel_valid is None else pixel_valid[:, 0])
             loss = loss + beta * inter
             parts['inter'] = inter.detach()
         if gamma > 0:
-            if not per_image_intra:
-                rows_student, rows_teacher = rows_student.flatten(0, 1)[None], rows_teacher.flatten(0, 1)[None]
-                pixel_valid = None if pixel_valid is None else pixel_valid.flatten()[None]
+            pixel_dims = 2 if per_image_intra else (0, 2)
+            weights = None if pixel_valid is None else pixel_valid.to(compute)
+            per_class = 1 - _pearson(planes_student, planes_teacher, dim=pixel_dims, weights=weights)
             if pixel_valid is None:
-                intra = (1 - _pearson(rows_student, rows_teacher, dim=1)).mean()
-            else:
-                weights = pixel_valid.to(compute).unsqueeze(2)
-                per_class = 1 - _pearson(rows_student, rows_teacher, dim=1, weights=weights)  # (images, C)
-                image_has_pixels = pixel_valid.any(1, keepdim=True).expand_as(per_class)
-                intra = mean_over_valid(per_class, image_has_pixels)
+                intra = per_class.mean()
+            else:  # (image,) class pairs without a valid pixel have no correlation and do not count
+                intra = mean_over_valid(per_class, pixel_valid.any(pixel_dims).expand_as(per_class))
             loss = loss + gamma * intra
             parts['intra'] = intra.detach()
     return loss, parts
