@@ -35,8 +35,8 @@ def test_demo_runs_the_table_through_the_harness(toy_data_root, tmp_path):
     # a checkpoint after each of the 2 iterations, both kept: the interruption below resumes from the first
     small += ['default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=2']
     table = demo_table_with(ROWS, str(tmp_path / 'demo.yaml'))
-    demo = ['--table', table, '--work-dir', work_dir, '--data-root', toy_data_root, '--teacher-iters', '2', '--student-iters', '2',
-            '--seeds', '0', '1', '--jobs', '2', '--pictures', '2', '--cfg-options', *small]
+    demo = ['--table', table, '--work-dir', work_dir, '--data-root', toy_data_root, '--teacher-iters', '2',
+            '--student-iters', '2', '--seeds', '0', '1', '--jobs', '2', '--pictures', '2', '--cfg-options', *small]
     first = run_tool('demo.py', *demo)
     assert 'wrote' in first.stdout
     assert first.stdout.count(': training') == 1 + 2 * 2  # the teacher once, two students over two seeds

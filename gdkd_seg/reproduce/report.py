@@ -76,7 +76,7 @@ def markdown(table: Table, summaries: List[RowSummary], finished: int, total: in
     lines = [f'# {table.title}', '',
              f'{table.metric} of each run as `tools/test.py` reported it; mean ± {STD_NOTE}; Δ: the mean minus the '
              f'mean of the same student\'s baseline row (no distillation). {finished} of {total} runs finished.', '',
-             '| student | method | ' + ' | '.join(f'seed {seed}' for seed in seeds) + ' | mean ± std | Δ vs baseline |',
+             '| student | method | ' + ''.join(f'seed {seed} | ' for seed in seeds) + 'mean ± std | Δ vs baseline |',
              '|---|---|' + '---|' * len(seeds) + '---|---|']
     for summary in summaries:
         cells = [_number(summary.values[seed]) if seed in summary.values else

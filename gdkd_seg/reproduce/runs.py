@@ -143,7 +143,8 @@ class Launcher:
         # one task on one GPU: evaluation is minutes, not worth a multi-GPU allocation
         return Command(['srun', '-p', self.partition, f'--job-name={self.job_name(run)}-eval', '--gres=gpu:1',
                         '--ntasks=1', '--kill-on-bad-exit=1'] + test,
-                       {'PYTHONPATH': os.pathsep.join(filter(None, (osp.dirname(TOOLS), os.environ.get('PYTHONPATH'))))})
+                       {'PYTHONPATH': os.pathsep.join(filter(None, (osp.dirname(TOOLS),
+                                                                    os.environ.get('PYTHONPATH'))))})
 
     @staticmethod
     def job_name(run: Run) -> str:
@@ -184,9 +185,9 @@ def check_settings(run: Run, options: Dict[str, str]) -> None:
     before = read_json(path)
     if before != settings:
         changed = [key for key in settings if before.get(key) != settings[key]]
-        raise TableError(f'{run.work_dir} holds a run started with other settings ({", ".join(changed)}: '
-                         f'{ {key: before.get(key) for key in changed} } now { {key: settings[key] for key in changed} }'
-                         '); choose another --out, or delete the folder to rerun it')
+        then, now = {key: before.get(key) for key in changed}, {key: settings[key] for key in changed}
+        raise TableError(f'{run.work_dir} holds a run started with other settings ({", ".join(changed)}: {then}, '
+                         f'now {now}); choose another --out, or delete the folder to rerun it')
 
 
 def read_test_metrics(eval_dir: str) -> Dict[str, float]:
