@@ -37,9 +37,14 @@ MOBILENETV2 = 'mmseg::mobilenet_v2/mobilenet-v2-d8_deeplabv3_4xb2-80k_cityscapes
 TEACHER_HEADS = {DEEPLABV3_R101: 'ASPPHead', PSPNET_R101: 'PSPHead'}
 
 GDKD = ('loss_gdkd', 'GDKDLoss', dict(k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0), 1.0)
+# the DIST authors' Cityscapes settings, on every pixel (their code reads no labels)
+DIST = ('loss_dist', 'DISTLoss', dict(beta=1.0, gamma=1.0, temperature=1.0, per_image_intra=False, ignore_index=-1),
+        1.0)
+# GDKD + DIST: GDKD and, as a second entry, DIST's intra-class term at GDKD's T with the authors' weight
+GDKD_DIST = (GDKD, ('loss_dist_intra', 'DISTLoss', dict(beta=0.0, gamma=1.0, temperature=1.0, ignore_index=-1), 1.0))
 
 # config -> teacher config (None: no distillation), student's MMSeg config, student backbone (class, ResNet depth),
-# student decode head class, (loss key, loss class, options, loss_weight).
+# student decode head class, (loss key, loss class, options, loss_weight) or a tuple of those, in config order.
 EXPECTED = {
     REFERENCE: (DEEPLABV3_R101, DEEPLABV3_R18, ('ResNetV1c', 18), 'ASPPHead', GDKD),
     'gdkd/pspnet_r101_to_r18_cityscapes.py': (PSPNET_R101, PSPNET_R18, ('ResNetV1c', 18), 'PSPHead', GDKD),
@@ -57,11 +62,25 @@ EXPECTED = {
     'baselines/deeplabv3_r101_to_r18_cwd_cityscapes.py':
         (DEEPLABV3_R101, DEEPLABV3_R18, ('ResNetV1c', 18), 'ASPPHead',
          ('loss_cwd', 'CWDLoss', dict(temperature=1.0), 5.0)),
+    'baselines/deeplabv3_r101_to_r18_dist_cityscapes.py':
+        (DEEPLABV3_R101, DEEPLABV3_R18, ('ResNetV1c', 18), 'ASPPHead', DIST),
+    'baselines/deeplabv3_r101_to_pspnet_r18_dist_cityscapes.py':
+        (DEEPLABV3_R101, PSPNET_R18, ('ResNetV1c', 18), 'PSPHead', DIST),
+    'baselines/deeplabv3_r101_to_mobilenetv2_dist_cityscapes.py':
+        (DEEPLABV3_R101, MOBILENETV2, ('MobileNetV2', None), 'ASPPHead', DIST),
+    'gdkd/deeplabv3_r101_to_r18_gdkd_dist_cityscapes.py':
+        (DEEPLABV3_R101, DEEPLABV3_R18, ('ResNetV1c', 18), 'ASPPHead', GDKD_DIST),
+    'gdkd/deeplabv3_r101_to_pspnet_r18_gdkd_dist_cityscapes.py':
+        (DEEPLABV3_R101, PSPNET_R18, ('ResNetV1c', 18), 'PSPHead', GDKD_DIST),
+    'gdkd/deeplabv3_r101_to_mobilenetv2_gdkd_dist_cityscapes.py':
+        (DEEPLABV3_R101, MOBILENETV2, ('MobileNetV2', None), 'ASPPHead', GDKD_DIST),
 }
 CONFIGS = sorted(EXPECTED)
 DISTILL_CONFIGS = [name for name in CONFIGS if EXPECTED[name][0] is not None]
-# one config per (teacher, student) pair runs a small loss step; the baselines only change the loss
-ARCHITECTURE_PAIRS = [name for name in DISTILL_CONFIGS if name.startswith('gdkd/')]
+# one config per (teacher, student) pair runs a small loss step; the baselines and GDKD + DIST only change the loss,
+# and GDKD + DIST's two losses run that step once, on the reference pair
+ARCHITECTURE_PAIRS = [name for name in DISTILL_CONFIGS if name.startswith('gdkd/') and 'gdkd_dist' not in name]
+GDKD_DIST_STEP = 'gdkd/deeplabv3_r101_to_r18_gdkd_dist_cityscapes.py'
 _LOADED = {}
 
 
@@ -216,13 +235,14 @@ def test_model_builds(name, teacher_checkpoint):
     assert type(model.teacher.backbone).__name__ == 'ResNetV1c' and model.teacher.backbone.depth == 101
     assert type(model.teacher.decode_head).__name__ == TEACHER_HEADS[teacher]
     assert not model.teacher.training and not any(p.requires_grad for p in model.teacher.parameters())
-    key, loss_type, options, loss_weight = loss
-    assert list(model.distill_losses) == [key]
-    built = model.distill_losses[key]
-    assert type(built).__name__ == loss_type and built.loss_weight == loss_weight
-    assert {option: built.options[option] for option in options} == options
-    if name in ARCHITECTURE_PAIRS:
-        check_small_loss_step(model, key)
+    losses = (loss, ) if isinstance(loss[0], str) else loss
+    assert list(model.distill_losses) == [key for key, *_ in losses]
+    for key, loss_type, options, loss_weight in losses:
+        built = model.distill_losses[key]
+        assert type(built).__name__ == loss_type and built.loss_weight == loss_weight
+        assert {option: built.options[option] for option in options} == options
+    if name in ARCHITECTURE_PAIRS or name == GDKD_DIST_STEP:
+        check_small_loss_step(model, [key for key, *_ in losses])
 
 
 def test_each_architecture_pair_runs_a_loss_step():
@@ -230,8 +250,9 @@ def test_each_architecture_pair_runs_a_loss_step():
     assert {EXPECTED[name][:2] for name in ARCHITECTURE_PAIRS} == pairs
 
 
-def check_small_loss_step(model, key: str) -> None:
-    """Teacher and student logits pair up (classes, output stride): one loss step at 32x64 instead of 512x1024."""
+def check_small_loss_step(model, keys) -> None:
+    """Teacher and student logits pair up (classes, output stride): one loss step at 32x64 instead of 512x1024;
+    each distillation loss of ``keys`` is finite and positive."""
     torch.manual_seed(0)
     size = (32, 64)
     samples = []
@@ -241,9 +262,9 @@ def check_small_loss_step(model, key: str) -> None:
         samples.append(sample)
     with torch.no_grad():
         losses = model.train().loss(torch.randn(2, 3, *size), samples)
-    for loss_name in ('decode.loss_ce', 'aux.loss_ce', f'distill.{key}'):
+    for loss_name in ('decode.loss_ce', 'aux.loss_ce', *(f'distill.{key}' for key in keys)):
         assert torch.isfinite(losses[loss_name]).all(), loss_name
-    assert losses[f'distill.{key}'] > 0
+    assert all(losses[f'distill.{key}'] > 0 for key in keys)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -538,6 +538,8 @@ GRAD_FNS = [
     ('kd', lambda s, t, g: kd_loss(s, t, g, temperature=2.0)[0]),
     ('cwd', lambda s, t, g: cwd_loss(s, t, temperature=2.0)[0]),
     ('GDKDLoss', lambda s, t, g: GDKDLoss(k=2, loss_weight=0.5)(s, t, g)),
+    ('gdkd-incorrect-entropy', lambda s, t, g: gdkd_loss(s, t, g, k=2, temperature=2.0, ignore_incorrect=True,
+                                                         entropy_weight=0.3)[0]),
 ]
 
 
@@ -960,6 +962,8 @@ BAD_OPTIONS = [
     (KDLoss, dict(temperature=float('nan')), r'temperature must be a finite number, got temperature=nan'),
     (CWDLoss, dict(loss_weight='5'), r"loss_weight must be a finite number, got loss_weight='5' \(str\)"),
     (CWDLoss, dict(temperature=True), r'temperature must be a finite number, got temperature=True \(bool\)'),
+    (GDKDLoss, dict(entropy_weight=-0.1), r'entropy_weight must be >= 0 \(a weight\), got entropy_weight=-0\.1'),
+    (GDKDLoss, dict(ignore_incorrect='yes'), r"ignore_incorrect must be True or False, got ignore_incorrect='yes'"),
 ]
 
 
@@ -988,6 +992,7 @@ def test_wrong_option_types_are_refused_by_the_loss_functions():
 REGISTRY_CFGS = [
     (dict(type='GDKDLoss', k=2, w2=3.0, temperature=2.0, loss_weight=0.5), GDKDLoss),
     (dict(type='GDKDLoss', partition='topp', top_p=0.8, k_max=4), GDKDLoss),
+    (dict(type='GDKDLoss', entropy_weight=0.01), GDKDLoss),
     (dict(type='GDKD3Loss', k=4), GDKD3Loss),
     (dict(type='DKDLoss', alpha=1.0, beta=4.0, temperature=2.0), DKDLoss),
     (dict(type='KDLoss', temperature=4.0, loss_weight=2.0), KDLoss),
@@ -1082,3 +1087,92 @@ def test_logit_standardize_option_errors():
     built = MODELS.build(dict(type='DKDLoss', logit_standardize=True))
     assert built.options['logit_standardize'] is True
     assert torch.isfinite(built(S19, T19, GT19))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# seg-gdkd's GDKD options: ignore_incorrect and entropy_weight
+# --------------------------------------------------------------------------------------------------------------
+def _correct_only(s, t, gt):
+    """gt with every pixel where the teacher's argmax (float64, per row) differs from the label set to IGNORE."""
+    labels = _gt_rows(gt, s)
+    keep = (labels != IGNORE) & (_rows(t).argmax(1) == labels)
+    return torch.from_numpy(np.where(keep, labels, IGNORE)).reshape(gt.shape)
+
+
+def _ref_entropy(s, T):
+    """Mean over every row of -sum p log p of softmax(z / T), in float64."""
+    return float(np.mean([-(p[p > 0] * np.log(p[p > 0])).sum() for p in (_softmax(z / T, NP) for z in _rows(s))]))
+
+
+def _half_correct_gt(t, seed):
+    """Labels equal to the teacher's argmax at about half the pixels, another class or ignored elsewhere."""
+    g = _gen(seed)
+    gt = t.argmax(1)
+    other = torch.rand(gt.shape, generator=g) < 0.5
+    gt[other] = (gt[other] + 1 + torch.randint(0, t.shape[1] - 1, gt.shape, generator=g)[other]) % t.shape[1]
+    gt[torch.rand(gt.shape, generator=g) < 0.15] = IGNORE
+    return gt
+
+
+@pytest.mark.parametrize('shape', [(2, 19, 4, 5), (24, 7)], ids=['4d', '2d'])
+def test_gdkd_ignore_incorrect_values(shape):
+    s, t = make_pair(shape, 4.0, seed=41)
+    gt = _half_correct_gt(t, 41)
+    kept = _correct_only(s, t, gt)
+    assert 0 < int((kept != IGNORE).sum()) < int((gt != IGNORE).sum())
+    for kw in (dict(k=2, w0=1.3, w1=0.7, w2=2.1, temperature=2.0), dict(k=3)):
+        got = gdkd_loss(s, t, gt, ignore_incorrect=True, **kw)
+        ref = ref_loss('gdkd', s, t, kept, T=kw.pop('temperature', 1.0), **kw)
+        check_against_ref(got, ref, atol_parts=float32_floor(s, t))
+    plain = gdkd_loss(s, t, gt)[0]
+    assert abs(float(plain) - float(gdkd_loss(s, t, gt, ignore_incorrect=True)[0])) > 1e-3
+
+
+def test_gdkd_ignore_incorrect_argmax_at_the_students_resolution():
+    """The teacher's argmax is taken after its bilinear resize to the student's size, against the labels resized
+    (nearest) to that size -- not at the teacher's own resolution."""
+    s, _ = make_pair((1, 5, 4, 5), 2.0, seed=42)
+    t_big = 3.0 * torch.randn(1, 5, 9, 11, generator=_gen(42))
+    gt_big = _half_correct_gt(t_big, 42)
+    t_res = F.interpolate(t_big, size=(4, 5), mode='bilinear', align_corners=False)
+    gt_res = _nearest(gt_big, (4, 5))
+    kept = _correct_only(s, t_res, gt_res)
+    correct_at_teacher_size = _nearest(torch.where(t_big.argmax(1) == gt_big, gt_big, IGNORE), (4, 5))
+    assert not torch.equal(kept, correct_at_teacher_size), 'the data do not tell the two resolutions apart'
+    check_against_ref(gdkd_loss(s, t_big, gt_big, ignore_incorrect=True), ref_loss('gdkd', s, t_res, kept))
+
+
+@pytest.mark.parametrize('shape', [(2, 19, 4, 5), (24, 7)], ids=['4d', '2d'])
+def test_gdkd_entropy_weight_values(shape):
+    s, t = make_pair(shape, 4.0, seed=43)
+    gt = make_gt(s, 43)
+    for T, weight in ((1.0, 0.1), (3.0, 2.0)):
+        loss, parts = gdkd_loss(s, t, gt, k=2, temperature=T, entropy_weight=weight)
+        ref_value, ref_parts = ref_loss('gdkd', s, t, gt, T=T, k=2)
+        entropy = _ref_entropy(s, T)  # every pixel, the ignored ones too
+        check_against_ref((loss, parts), (ref_value - weight * entropy, dict(ref_parts, entropy=entropy)),
+                          atol_parts=float32_floor(s, t, T))
+    assert 'entropy' not in gdkd_loss(s, t, gt)[1]
+    # both options at once, and through the module
+    module = GDKDLoss(k=2, ignore_incorrect=True, entropy_weight=0.5, loss_weight=2.0)
+    gt = _half_correct_gt(t, 43)
+    ref_value = ref_loss('gdkd', s, t, _correct_only(s, t, gt), k=2)[0] - 0.5 * _ref_entropy(s, 1.0)
+    assert_close(module(s, t, gt), 2.0 * ref_value, 1e-5, what='GDKDLoss with both options')
+    assert set(module.parts) == {'kl_mass', 'kl_top', 'kl_other', 'entropy'}
+
+
+def test_gdkd_entropy_is_finite_for_confident_low_precision_students():
+    s, t = confident_pair((2, 19, 3, 4), seed=44)
+    for dtype in (torch.float16, torch.bfloat16, torch.float32):
+        x = s.to(dtype).requires_grad_()
+        loss, parts = gdkd_loss(x, t.to(dtype), None, entropy_weight=1.0)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(x.grad).all(), dtype
+        assert_close(parts['entropy'], _ref_entropy(s.to(dtype).float(), 1.0), 1e-4, atol=1e-6, what=str(dtype))
+
+
+def test_gdkd_ignore_incorrect_needs_gt():
+    with pytest.raises(ValueError, match=r'ignore_incorrect=True needs gt'):
+        gdkd_loss(S19, T19, None, ignore_incorrect=True)
+    with pytest.raises(ValueError, match=r'ignore_incorrect=True needs gt'):
+        GDKDLoss(ignore_incorrect=True)(S19, T19)

@@ -238,7 +238,8 @@ def grouped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, valid: Optio
 def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None, k: int = 3,
               w0: float = 1.0, w1: float = 1.0, w2: float = 2.0, temperature: float = 1.0, ignore_index: int = 255,
               partition: str = 'topk', top_p: float = 0.9, k_max: Optional[int] = None,
-              logit_standardize: bool = False) -> Tuple[Tensor, Dict[str, Tensor]]:
+              logit_standardize: bool = False, ignore_incorrect: bool = False,
+              entropy_weight: float = 0.0) -> Tuple[Tensor, Dict[str, Tensor]]:
     """GDKD: the teacher's top classes K against the rest O.
 
     Args:
@@ -256,17 +257,35 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
         logit_standardize: z-score each pixel's logits over the classes, teacher and student separately, before
             the temperature; top-p then reads the standardized teacher (Sun et al., CVPR 2024; see
             :func:`gdkd_seg.losses.inputs.standardize_logits`).
+        ignore_incorrect: the KL terms count only the pixels where the teacher is right: its argmax equals the
+            label (besides leaving ``ignore_index`` pixels out). The argmax is taken at the student's resolution,
+            on the teacher's logits after their bilinear resize, against the labels resized (nearest) to it: the
+            meaning of ``ignore_incorrect`` in the authors' seg-gdkd ``GDKD``, whose teacher and student logits
+            share one size. Needs ``gt``.
+        entropy_weight: subtract ``entropy_weight × H``, H the entropy of the student's ``softmax(z/T)`` (the
+            distribution the KL terms use) averaged over every pixel, ignored and incorrect ones included, without
+            T²: seg-gdkd's ``entropy_weight`` (their "entropy reg term (maximize) to avoid extreme predictions").
+            Ours is the exact entropy from log-softmax; theirs clamps probabilities to [eps, 1 − eps] first (a
+            difference below C × 2e-6 in float32), and their last version adds the term only when between 1 and
+            1000 pixels of the batch are left out (it sits in their masked branch alone), their earlier one
+            always, as here. 0 (the default) leaves it out.
 
     Returns:
         ``(loss, parts)``; parts ``kl_mass``, ``kl_top``, ``kl_other`` are the unweighted KL terms averaged over
-        valid pixels (detached).
+        valid pixels, and ``entropy`` (H above) when ``entropy_weight > 0`` (all detached).
     """
     num_classes = student_logits.shape[1]
     check_options(num_classes, w0=w0, w1=w1, w2=w2, temperature=temperature, ignore_index=ignore_index,
-                  partition=partition, logit_standardize=logit_standardize,
+                  partition=partition, logit_standardize=logit_standardize, ignore_incorrect=ignore_incorrect,
+                  entropy_weight=entropy_weight,
                   **(dict(k=k) if partition == 'topk' else dict(top_p=top_p, k_max=k_max)))
-    student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index,
-                                                            logit_standardize)
+    if ignore_incorrect and gt is None:
+        raise ValueError('gdkd_loss with ignore_incorrect=True needs gt: it keeps the pixels where the teacher\'s '
+                         'argmax equals the label')
+    student_logits, teacher_logits, labels, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index,
+                                                                 logit_standardize)
+    if ignore_incorrect:  # standardization keeps each pixel's argmax, so either logits give the same mask
+        valid = valid & (teacher_logits.argmax(1) == labels)
     if partition == 'topk':
         partition_args = dict(top_k=k, rank_groups=[0] * k)
     else:
@@ -277,7 +296,21 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
         partition_args = dict(head_indices=head_indices, head_groups=((top_probs.cumsum(1) - top_probs) >= top_p))
     loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, w0, (w1, w2), temperature,
                                                **partition_args)
-    return loss, dict(kl_mass=kl_mass, kl_top=kl_groups[0], kl_other=kl_groups[1])
+    parts = dict(kl_mass=kl_mass, kl_top=kl_groups[0], kl_other=kl_groups[1])
+    if entropy_weight > 0:
+        entropy = _mean_entropy(student_logits, temperature)
+        loss = loss - entropy_weight * entropy
+        parts['entropy'] = entropy.detach()
+    return loss, parts
+
+
+def _mean_entropy(logits: Tensor, temperature: float) -> Tensor:
+    """Mean over every pixel (row) of the entropy of ``softmax(z/T)``, ``−Σ p·log p`` with ``log p`` from
+    log-softmax: finite for any finite logits (a probability that underflows to 0 meets a finite log-probability),
+    in the compute dtype, outside autocast."""
+    with torch.autocast(logits.device.type, enabled=False):
+        log_probs = (to_compute_dtype(logits) / temperature).log_softmax(1)
+        return -(log_probs.exp() * log_probs).sum(1).mean()
 
 
 def gdkd_pixel_terms(student_logits: Tensor, teacher_logits: Tensor, k: int = 3,

@@ -9,6 +9,7 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from .cwd import cwd_loss
+from .dist import check_dist_options, dist_loss
 from .gdkd import dkd_loss, gdkd3_loss, gdkd_loss, kd_loss
 from .options import check_options
 
@@ -56,10 +57,12 @@ class GDKDLoss(_DistillLoss):
 
     def __init__(self, k: int = 3, w0: float = 1.0, w1: float = 1.0, w2: float = 2.0, temperature: float = 1.0,
                  loss_weight: float = 1.0, ignore_index: int = 255, partition: str = 'topk', top_p: float = 0.9,
-                 k_max: Optional[int] = None, logit_standardize: bool = False, loss_name: str = 'loss_gdkd') -> None:
+                 k_max: Optional[int] = None, logit_standardize: bool = False, ignore_incorrect: bool = False,
+                 entropy_weight: float = 0.0, loss_name: str = 'loss_gdkd') -> None:
         super().__init__(loss_weight, loss_name, k=k, w0=w0, w1=w1, w2=w2, temperature=temperature,
                          ignore_index=ignore_index, partition=partition, top_p=top_p, k_max=k_max,
-                         logit_standardize=logit_standardize)
+                         logit_standardize=logit_standardize, ignore_incorrect=ignore_incorrect,
+                         entropy_weight=entropy_weight)
 
 
 @MODELS.register_module()
@@ -96,6 +99,21 @@ class KDLoss(_DistillLoss):
                  logit_standardize: bool = False, loss_name: str = 'loss_kd') -> None:
         super().__init__(loss_weight, loss_name, temperature=temperature, ignore_index=ignore_index,
                          logit_standardize=logit_standardize)
+
+
+@MODELS.register_module()
+class DISTLoss(_DistillLoss):
+    """DIST: ``β·inter-class + γ·intra-class`` Pearson distances of ``softmax(z/T)``; see
+    :func:`gdkd_seg.losses.dist_loss` (ignored pixels left out, no T²). Defaults are the authors' Cityscapes
+    settings. ``beta=0`` gives the intra-class term alone, as the authors add it to GDKD, DKD and KD."""
+
+    loss_fn = staticmethod(dist_loss)
+
+    def __init__(self, beta: float = 1.0, gamma: float = 1.0, temperature: float = 1.0, per_image_intra: bool = False,
+                 loss_weight: float = 1.0, ignore_index: int = 255, loss_name: str = 'loss_dist') -> None:
+        check_dist_options(beta, gamma, temperature, per_image_intra, ignore_index)
+        super().__init__(loss_weight, loss_name, beta=beta, gamma=gamma, temperature=temperature,
+                         per_image_intra=per_image_intra, ignore_index=ignore_index)
 
 
 @MODELS.register_module()

@@ -9,7 +9,9 @@ import numbers
 from typing import Any, Optional
 
 # options that weigh a loss term: real numbers >= 0
-WEIGHT_OPTIONS = ('w0', 'w1', 'w2', 'alpha', 'beta', 'loss_weight')
+WEIGHT_OPTIONS = ('w0', 'w1', 'w2', 'alpha', 'beta', 'gamma', 'entropy_weight', 'loss_weight')
+# switches: exactly True or False (a truthy string or 1 is a mistake, not a choice)
+BOOL_OPTIONS = ('logit_standardize', 'per_image_intra', 'ignore_incorrect')
 # options that count classes: integers >= 1
 CLASS_COUNT_OPTIONS = ('k', 'k_max')
 PARTITIONS = ('topk', 'topp')
@@ -51,9 +53,9 @@ def _check_option(name: str, value: Any, num_classes: Optional[int]) -> None:
     elif name == 'ignore_index':
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ValueError(f'ignore_index must be an integer label, got ignore_index={_describe(value)}')
-    elif name == 'logit_standardize':
+    elif name in BOOL_OPTIONS:
         if not isinstance(value, bool):
-            raise ValueError(f'logit_standardize must be True or False, got logit_standardize={_describe(value)}')
+            raise ValueError(f'{name} must be True or False, got {name}={_describe(value)}')
     elif name == 'loss_name':
         if not isinstance(value, str) or 'loss' not in value:
             raise ValueError(f"loss_name must be a string containing 'loss' (MMEngine optimises only such keys), "
@@ -67,11 +69,11 @@ def check_options(num_classes: Optional[int] = None, **options: Any) -> None:
 
     Args:
         num_classes: the number of classes C, when known: ``k`` and ``k_max`` may not exceed it.
-        **options: loss options by name: the weights ``w0``, ``w1``, ``w2``, ``alpha``, ``beta``, ``loss_weight``
-            (finite numbers >= 0), ``temperature`` (> 0), ``top_p`` (in (0, 1]), ``k`` (integer >= 1), ``k_max``
-            (None or integer >= 1), ``partition`` (``'topk'`` / ``'topp'``), ``ignore_index`` (integer),
-            ``logit_standardize`` (a bool) and
-            ``loss_name`` (a string containing ``loss``).
+        **options: loss options by name: the weights ``w0``, ``w1``, ``w2``, ``alpha``, ``beta``, ``gamma``,
+            ``entropy_weight``, ``loss_weight`` (finite numbers >= 0), ``temperature`` (> 0), ``top_p`` (in
+            (0, 1]), ``k`` (integer >= 1), ``k_max`` (None or integer >= 1), ``partition`` (``'topk'`` /
+            ``'topp'``), ``ignore_index`` (integer), the switches ``logit_standardize``, ``per_image_intra``,
+            ``ignore_incorrect`` (bools) and ``loss_name`` (a string containing ``loss``).
 
     Raises:
         ValueError: naming the option, its value and what it must be.
