@@ -79,7 +79,11 @@ class Table:
     save_predictions: bool = False
 
     def row(self, name: str) -> Row:
-        return next(row for row in self.rows if row.name == name)
+        """The row called ``name``; KeyError naming the table's rows when there is none."""
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(f'{self.path}: no row {name!r} (rows: {", ".join(row.name for row in self.rows)})')
 
     def baseline_of(self, row: Row) -> Optional[Row]:
         """The baseline row of ``row``'s student, or None when the table has none."""
