@@ -207,6 +207,10 @@ def test_a_run_folder_of_other_settings_is_refused(tmp_path):
     check_settings(run, run_options(run, {}, None))  # the same settings: fine
     with pytest.raises(TableError, match=r"cfg_options.*choose another --out, or delete the folder"):
         check_settings(run, run_options(run, {'train_cfg.max_iters': '9'}, None))
+    # execute() refuses it before any run starts
+    with pytest.raises(TableError, match=r"plain/seed0 holds a run started with other settings"):
+        execute(table, str(tmp_path / 'out'), Launcher(), extra_options={'train_cfg.max_iters': '9'})
+    assert glob.glob(str(tmp_path / 'out' / '*' / '*' / '*.log')) == []
     for options, row in (({'randomness.seed': '3'}, 0), ({'model.teacher_ckpt': 'x.pth'}, 4)):
         teacher_table = load_table(write_table(tmp_path, """
 seeds: [0]

@@ -171,8 +171,8 @@ def run_options(run: Run, extra: Dict[str, str], teacher_ckpt: Optional[str]) ->
     return options
 
 
-def check_settings(run: Run, options: Dict[str, str]) -> None:
-    """Record the settings of a run on its first start; refuse to continue one started with other settings.
+def check_settings(run: Run, options: Dict[str, str], record: bool = True) -> None:
+    """Refuse to continue a run started with other settings; on its first start, record them (unless not ``record``).
 
     Raises:
         TableError: naming the folder and what differs.
@@ -180,7 +180,8 @@ def check_settings(run: Run, options: Dict[str, str]) -> None:
     settings = {'config': run.row.config, 'seed': run.seed, 'cfg_options': options}
     path = osp.join(run.work_dir, SETTINGS_FILE)
     if not osp.isfile(path):
-        write_json(path, settings)
+        if record:
+            write_json(path, settings)
         return
     before = read_json(path)
     if before != settings:
@@ -307,15 +308,15 @@ def execute(table: Table, out: str, launcher: Launcher, jobs: int = 1, extra_opt
 
     Raises:
         ValueError: ``jobs`` < 1, or > 1 with the ``pytorch`` launcher (whose runs each take all GPUs).
-        TableError: options the harness sets itself, or a run folder holding other settings.
+        TableError: options the harness sets itself, or a run folder holding other settings, before any run starts.
     """
     if jobs < 1 or (jobs > 1 and launcher.kind == 'pytorch'):
         raise ValueError(f'--jobs {jobs}: must be >= 1, and 1 with --launcher pytorch (each run takes all GPUs '
                          'of the machine)')
     extra = dict(extra_options or {})
     runs, failures = runs_of(table, out), []
-    for run in runs:  # options the harness owns are refused before any run starts
-        run_options(run, extra, None)
+    for run in runs:  # refused before any run starts: options the harness owns, folders of other settings
+        check_settings(run, run_options(run, extra, teacher_checkpoint(run, runs, placeholder=True)), record=False)
     for stage in _stages(runs):
         waiting = [run for run in stage if next_step(run.work_dir) != 'done']
         threads = max(1, (os.cpu_count() or 1) // min(jobs, len(waiting) or 1)) if launcher.kind == 'none' else None
@@ -323,7 +324,7 @@ def execute(table: Table, out: str, launcher: Launcher, jobs: int = 1, extra_opt
         def attempt(run: Run) -> Optional[str]:
             try:
                 perform(run, table, launcher, run_options(run, extra, teacher_checkpoint(run, runs)), threads, log)
-            except RunFailed as error:
+            except (RunFailed, TableError) as error:
                 log(f'[reproduce] {error}')
                 return str(error).splitlines()[0]
             return None
