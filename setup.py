@@ -19,6 +19,9 @@ setup(
         'mmsegmentation>=1.2.0,<1.3.0',
         'numpy',
         'opencv-python',
+        # tools/reproduce.py: its table files (yaml.safe_load) and the summary's bar chart
+        'pyyaml',
+        'matplotlib',
         # imported by mmseg.models at import time
         'ftfy',
         'regex',
