@@ -4,28 +4,18 @@
 # distilled at 0.4 x the main weight, no distillation warm-up; GDKD k=3, w0=1, w1=1, w2=2, T=1. What differs from
 # their recipe, and why: configs/README.md ("The authors' recipe, point by point").
 #   8 GPUs: tools/dist_train.sh configs/gdkd/deeplabv3_r101_to_r18_cityscapes.py 8
-_base_ = ['mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py']
+_base_ = ['mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py', '../_base_/cityscapes_gdkd_distiller.py']
 custom_imports = dict(imports=['gdkd_seg'], allow_failed_imports=False)
 
+# MMSeg's DeepLabV3-R18-D8 student in the distiller of _base_/cityscapes_gdkd_distiller.py (teacher, its weights, GDKD).
 model = dict(
     _delete_=True,
-    type='SegDistiller',
-    student={{_base_.model}},
-    teacher='mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
-    # the zoo weights of exactly that teacher config; your own: --cfg-options model.teacher_ckpt=PATH
-    teacher_ckpt=('https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/'
-                  'deeplabv3_r101-d8_512x1024_80k_cityscapes/'
-                  'deeplabv3_r101-d8_512x1024_80k_cityscapes_20200606_113503-9e428899.pth'),
-    distill_losses=dict(
-        loss_gdkd=dict(type='GDKDLoss', k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0, loss_weight=1.0)),
+    student=_base_.model,
+    **_base_.cityscapes_gdkd_distiller,
     # The authors' trainer distils the auxiliary (FCN, ResNet stage 3) head too for ResNet students:
     # kd_loss += 0.4 * lambda_kd * criterion_kd(student aux logits, teacher aux logits). Same losses, x 0.4.
     # Every config inherits it; students without an auxiliary head (SegFormer) set 0, as does CWD (see its config).
-    aux_distill_weight=0.4,
-    # The frozen teacher in float32. On GPUs `--cfg-options model.teacher_precision=bf16
-    # model.teacher_channels_last=True` runs its forward faster under bf16 autocast (README: "Teacher precision").
-    teacher_precision='fp32',
-    teacher_channels_last=False)
+    aux_distill_weight=0.4)
 
 # Loader sized for one modern GPU per process (every config here inherits it). Measured on an H200 (issue 12): the
 # training pipeline (RandomResize 0.5-2.0 of a 1024x2048 image, crop, flip, PhotoMetricDistortion) takes ~75 ms per

@@ -4,24 +4,18 @@
 # none on norms and position blocks, heads at 10x lr), linear warm-up over 1.5k iterations then poly decay (power 1),
 # sliding-window test. The teacher's logits are resized (bilinear) to the student's 1/4 grid before every loss.
 #   8 GPUs: tools/dist_train.sh configs/gdkd/deeplabv3_r101_to_segformer_mit-b0_cityscapes.py 8
-_base_ = ['mmseg::segformer/segformer_mit-b0_8xb1-160k_cityscapes-1024x1024.py']
+_base_ = [
+    'mmseg::segformer/segformer_mit-b0_8xb1-160k_cityscapes-1024x1024.py', '../_base_/cityscapes_gdkd_distiller.py'
+]
 custom_imports = dict(imports=['gdkd_seg'], allow_failed_imports=False)
 
 # The student is MMSeg's segformer_mit-b0_8xb1-160k_cityscapes-1024x1024.py model (76.54 mIoU alone) with its
-# ImageNet MiT-B0 weights; teacher, weights and GDKD settings are the reference config's.
+# ImageNet MiT-B0 weights; teacher, its weights and GDKD settings are the reference config's (one base file).
 model = dict(
     _delete_=True,
-    type='SegDistiller',
-    student={{_base_.model}},
-    teacher='mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
-    teacher_ckpt=('https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/'
-                  'deeplabv3_r101-d8_512x1024_80k_cityscapes/'
-                  'deeplabv3_r101-d8_512x1024_80k_cityscapes_20200606_113503-9e428899.pth'),
-    distill_losses=dict(
-        loss_gdkd=dict(type='GDKDLoss', k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0, loss_weight=1.0)),
-    aux_distill_weight=0.0,  # SegFormer has no auxiliary head
-    teacher_precision='fp32',
-    teacher_channels_last=False)
+    student=_base_.model,
+    **_base_.cityscapes_gdkd_distiller,
+    aux_distill_weight=0.0)  # SegFormer has no auxiliary head
 
 # The reference's loader sizing (8 workers, persistent, pinned; see its comment) and its safety hooks; no distillation
 # warm-up (the learning rate has MMSeg's 1.5k-iteration one).
