@@ -288,16 +288,17 @@ def test_cascade_decode_heads_distil_their_last_stage(toy_data_root, toy_teacher
     decode_keys = {'decode_0.loss_ce', 'decode_1.loss_ce'} if student_cascade else {'decode.loss_ce'}
     assert {key for key in losses if key.startswith('decode') and 'loss' in key} == decode_keys
 
-    def prediction_logits(segmentor, inputs):
-        return segmentor._forward(inputs)  # MMSeg's own forward: the last stage of a cascade
-
+    # the prediction logits, as MMSeg's own forward computes them (the last stage of a cascade)
     inputs, samples = random_seg_batch(2, (64, 128), num_classes=19)
     gt = torch.stack([sample.gt_sem_seg.data for sample in samples])
     with torch.no_grad():
         losses = distiller.eval().loss(inputs, samples)
-        expected = distiller.distill_losses['loss_gdkd'](prediction_logits(distiller.student, inputs),
-                                                        prediction_logits(distiller.teacher, inputs), gt)
+        student_logits = distiller.student._forward(inputs)
+        expected = distiller.distill_losses['loss_gdkd'](student_logits, distiller.teacher._forward(inputs), gt)
+        assert torch.equal(distiller.student_logits(inputs), student_logits)  # what the analysis tools read
     assert losses['distill.loss_gdkd'].item() == pytest.approx(expected.item(), rel=1e-5)
+    last_stage = distiller.student.decode_head[-1] if student_cascade else distiller.student.decode_head
+    assert distiller.decode_head is last_stage
 
 
 @pytest.mark.parametrize('student_aux, teacher_aux, weight, aux_classes, message', [

@@ -23,6 +23,11 @@ def auxiliary_heads(segmentor: nn.Module) -> List[nn.Module]:
     return _heads(getattr(segmentor, 'auxiliary_head', None))
 
 
+def prediction_head(segmentor: nn.Module) -> nn.Module:
+    """The decode head that makes a segmentor's prediction: its decode head, or a cascade's last stage."""
+    return _heads(segmentor.decode_head)[-1]
+
+
 def head_logits(segmentor: nn.Module, features: List[Tensor],
                 with_aux: bool = True) -> Tuple[List[Tensor], List[Tensor]]:
     """The logits of a segmentor's heads on its backbone (and neck) features.
@@ -198,6 +203,11 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
             losses.update(add_prefix(head.loss_by_feat(logits, data_samples), name))
         return losses
 
+    def student_logits(self, inputs: Tensor) -> Tensor:
+        """The student's prediction logits (a cascade's last stage) at its output resolution, in its current mode."""
+        decode, _ = head_logits(self.student, self.student.extract_feat(inputs), with_aux=False)
+        return decode[-1]
+
     def teacher_logits(self, inputs: Tensor) -> Tuple[Tensor, List[Tensor]]:
         """The teacher's prediction logits (a cascade's last stage) and, when ``aux_distill_weight > 0``, its
         auxiliary heads' logits: float32, computed without gradients at ``teacher_precision``."""
@@ -210,8 +220,8 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
 
     @property
     def decode_head(self) -> nn.Module:
-        """The student's decode head (MMSeg's SegTTAModel reads it)."""
-        return self.student.decode_head
+        """The student's prediction head (MMSeg's SegTTAModel reads it): a cascade's last stage."""
+        return prediction_head(self.student)
 
     @property
     def out_channels(self) -> int:
