@@ -226,10 +226,13 @@ def toy_student_and_teacher(toy_data_root: str, toy_teacher_ckpt: str, tmp_path)
     return cfg.student, Config.fromfile(config_path('demo', 'teacher_toy.py')).model
 
 
+SMALL_BATCH_SIZE = (32, 64)  # the toy models' 1/8 logits: 4x8
+
+
 def train_one_step(distiller) -> dict:
     """One SGD step on a random batch; the student's backbone and heads learn, the teacher stays frozen."""
     torch.manual_seed(0)
-    inputs, samples = random_seg_batch(2, (64, 128), num_classes=19)
+    inputs, samples = random_seg_batch(2, SMALL_BATCH_SIZE, num_classes=19)
     student_before = copy.deepcopy(distiller.student.state_dict())
     teacher_before = copy.deepcopy(distiller.teacher.state_dict())
     optimizer = torch.optim.SGD(distiller.parameters(), lr=0.1)
@@ -263,7 +266,7 @@ def test_several_auxiliary_heads_are_distilled_pairwise_by_position(toy_data_roo
             set(losses)
 
     # eval mode (no dropout): each value is the loss of the i-th student head against the i-th teacher head
-    inputs, samples = random_seg_batch(2, (64, 128), num_classes=19)
+    inputs, samples = random_seg_batch(2, SMALL_BATCH_SIZE, num_classes=19)
     gt = torch.stack([sample.gt_sem_seg.data for sample in samples])
     with torch.no_grad():
         losses = distiller.eval().loss(inputs, samples)
@@ -276,10 +279,11 @@ def test_several_auxiliary_heads_are_distilled_pairwise_by_position(toy_data_roo
             assert losses[f'distill_aux_{index}.loss_gdkd'].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-@pytest.mark.parametrize('student_cascade, teacher_cascade', [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize('student_cascade, teacher_cascade', [(True, True), (False, True)])
 def test_cascade_decode_heads_distil_their_last_stage(toy_data_root, toy_teacher_ckpt, tmp_path, student_cascade,
                                                       teacher_cascade):
-    """OCRNet's layout (an FCN stage whose logits the OCR stage reads) as student, teacher or both."""
+    """OCRNet's layout (an FCN stage whose logits the OCR stage reads) as student and teacher, or as teacher of a
+    plain EncoderDecoder."""
     student, teacher = toy_student_and_teacher(toy_data_root, toy_teacher_ckpt, tmp_path)
     distiller = distiller_of(segmentor_variant(student, 'none', student_cascade),
                              segmentor_variant(teacher, 'none', teacher_cascade), 0.0, tmp_path, toy_data_root,
@@ -289,7 +293,7 @@ def test_cascade_decode_heads_distil_their_last_stage(toy_data_root, toy_teacher
     assert {key for key in losses if key.startswith('decode') and 'loss' in key} == decode_keys
 
     # the prediction logits, as MMSeg's own forward computes them (the last stage of a cascade)
-    inputs, samples = random_seg_batch(2, (64, 128), num_classes=19)
+    inputs, samples = random_seg_batch(2, SMALL_BATCH_SIZE, num_classes=19)
     gt = torch.stack([sample.gt_sem_seg.data for sample in samples])
     with torch.no_grad():
         losses = distiller.eval().loss(inputs, samples)
