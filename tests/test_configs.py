@@ -34,6 +34,8 @@ PSPNET_R101 = 'mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py'
 DEEPLABV3_R18 = 'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py'
 PSPNET_R18 = 'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
 MOBILENETV2 = 'mmseg::mobilenet_v2/mobilenet-v2-d8_deeplabv3_4xb2-80k_cityscapes-512x1024.py'
+
+SEGFORMER_B0 = 'mmseg::segformer/segformer_mit-b0_8xb1-160k_cityscapes-1024x1024.py'
 TEACHER_HEADS = {DEEPLABV3_R101: 'ASPPHead', PSPNET_R101: 'PSPHead'}
 
 GDKD = ('loss_gdkd', 'GDKDLoss', dict(k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0), 1.0)
@@ -42,40 +44,42 @@ DIST = ('loss_dist', 'DISTLoss', dict(beta=1.0, gamma=1.0, temperature=1.0, per_
         1.0)
 # GDKD + DIST: GDKD and, as a second entry, DIST's intra-class term at GDKD's T with the authors' weight
 GDKD_DIST = (GDKD, ('loss_dist_intra', 'DISTLoss', dict(beta=0.0, gamma=1.0, temperature=1.0, ignore_index=-1), 1.0))
-
-# config -> teacher config (None: no distillation), student's MMSeg config, student backbone (class, ResNet depth),
-# student decode head class, (loss key, loss class, options, loss_weight) or a tuple of those, in config order.
-EXPECTED = {
-    REFERENCE: (DEEPLABV3_R101, DEEPLABV3_R18, ('ResNetV1c', 18), 'ASPPHead', GDKD),
-    'gdkd/pspnet_r101_to_r18_cityscapes.py': (PSPNET_R101, PSPNET_R18, ('ResNetV1c', 18), 'PSPHead', GDKD),
-    'gdkd/deeplabv3_r101_to_pspnet_r18_cityscapes.py':
-        (DEEPLABV3_R101, PSPNET_R18, ('ResNetV1c', 18), 'PSPHead', GDKD),
-    'gdkd/deeplabv3_r101_to_mobilenetv2_cityscapes.py':
-        (DEEPLABV3_R101, MOBILENETV2, ('MobileNetV2', None), 'ASPPHead', GDKD),
-    'baselines/deeplabv3_r18_cityscapes_no_distill.py': (None, DEEPLABV3_R18, ('ResNetV1c', 18), 'ASPPHead', None),
-    'baselines/deeplabv3_r101_to_r18_kd_cityscapes.py':
-        (DEEPLABV3_R101, DEEPLABV3_R18, ('ResNetV1c', 18), 'ASPPHead',
-         ('loss_kd', 'KDLoss', dict(temperature=1.0), 1.0)),
-    'baselines/deeplabv3_r101_to_r18_dkd_cityscapes.py':
-        (DEEPLABV3_R101, DEEPLABV3_R18, ('ResNetV1c', 18), 'ASPPHead',
-         ('loss_dkd', 'DKDLoss', dict(alpha=1.0, beta=2.0, temperature=1.0), 1.0)),
-    'baselines/deeplabv3_r101_to_r18_cwd_cityscapes.py':
-        (DEEPLABV3_R101, DEEPLABV3_R18, ('ResNetV1c', 18), 'ASPPHead',
-         ('loss_cwd', 'CWDLoss', dict(temperature=1.0), 5.0)),
-    'baselines/deeplabv3_r101_to_r18_dist_cityscapes.py':
-        (DEEPLABV3_R101, DEEPLABV3_R18, ('ResNetV1c', 18), 'ASPPHead', DIST),
-    'baselines/deeplabv3_r101_to_pspnet_r18_dist_cityscapes.py':
-        (DEEPLABV3_R101, PSPNET_R18, ('ResNetV1c', 18), 'PSPHead', DIST),
-    'baselines/deeplabv3_r101_to_mobilenetv2_dist_cityscapes.py':
-        (DEEPLABV3_R101, MOBILENETV2, ('MobileNetV2', None), 'ASPPHead', DIST),
-    'gdkd/deeplabv3_r101_to_r18_gdkd_dist_cityscapes.py':
-        (DEEPLABV3_R101, DEEPLABV3_R18, ('ResNetV1c', 18), 'ASPPHead', GDKD_DIST),
-    'gdkd/deeplabv3_r101_to_pspnet_r18_gdkd_dist_cityscapes.py':
-        (DEEPLABV3_R101, PSPNET_R18, ('ResNetV1c', 18), 'PSPHead', GDKD_DIST),
-    'gdkd/deeplabv3_r101_to_mobilenetv2_gdkd_dist_cityscapes.py':
-        (DEEPLABV3_R101, MOBILENETV2, ('MobileNetV2', None), 'ASPPHead', GDKD_DIST),
+KD = ('loss_kd', 'KDLoss', dict(temperature=1.0), 1.0)
+DKD_1_2 = ('loss_dkd', 'DKDLoss', dict(alpha=1.0, beta=2.0, temperature=1.0), 1.0)
+CWD = ('loss_cwd', 'CWDLoss', dict(temperature=1.0), 5.0)
+# student -> its MMSeg config, backbone (class, ResNet depth), (decode head, auxiliary head or None)
+STUDENTS = {
+    'r18': (DEEPLABV3_R18, ('ResNetV1c', 18), ('ASPPHead', 'FCNHead')),
+    'pspnet_r18': (PSPNET_R18, ('ResNetV1c', 18), ('PSPHead', 'FCNHead')),
+    'mobilenetv2': (MOBILENETV2, ('MobileNetV2', None), ('ASPPHead', 'FCNHead')),
+    'segformer': (SEGFORMER_B0, ('MixVisionTransformer', None), ('SegformerHead', None)),
 }
+
+# config -> teacher config (None: no distillation), student (a STUDENTS key), (loss key, loss class, options,
+# loss_weight), aux_distill_weight: the authors' 0.4 for ResNet students, 0 for MobileNetV2 (no auxiliary
+# distillation, as the authors), SegFormer (no auxiliary head) and CWD (decode logits only, as MMRazor).
+EXPECTED = {
+    REFERENCE: (DEEPLABV3_R101, 'r18', GDKD, 0.4),
+    'gdkd/pspnet_r101_to_r18_cityscapes.py': (PSPNET_R101, 'pspnet_r18', GDKD, 0.4),
+    'gdkd/deeplabv3_r101_to_pspnet_r18_cityscapes.py': (DEEPLABV3_R101, 'pspnet_r18', GDKD, 0.4),
+    'gdkd/deeplabv3_r101_to_mobilenetv2_cityscapes.py': (DEEPLABV3_R101, 'mobilenetv2', GDKD, 0.0),
+    'gdkd/deeplabv3_r101_to_segformer_mit-b0_cityscapes.py': (DEEPLABV3_R101, 'segformer', GDKD, 0.0),
+    'baselines/deeplabv3_r18_cityscapes_no_distill.py': (None, 'r18', None, None),
+    'baselines/pspnet_r18_cityscapes_no_distill.py': (None, 'pspnet_r18', None, None),
+    'baselines/deeplabv3_mobilenetv2_cityscapes_no_distill.py': (None, 'mobilenetv2', None, None),
+}
+for _student, _aux_weight in (('r18', 0.4), ('pspnet_r18', 0.4), ('mobilenetv2', 0.0)):
+    EXPECTED.update({
+        f'baselines/deeplabv3_r101_to_{_student}_kd_cityscapes.py': (DEEPLABV3_R101, _student, KD, _aux_weight),
+        f'baselines/deeplabv3_r101_to_{_student}_dkd_cityscapes.py': (DEEPLABV3_R101, _student, DKD_1_2, _aux_weight),
+        f'baselines/deeplabv3_r101_to_{_student}_cwd_cityscapes.py': (DEEPLABV3_R101, _student, CWD, 0.0),
+        f'baselines/deeplabv3_r101_to_{_student}_dist_cityscapes.py': (DEEPLABV3_R101, _student, DIST, _aux_weight),
+        f'gdkd/deeplabv3_r101_to_{_student}_gdkd_dist_cityscapes.py':
+            (DEEPLABV3_R101, _student, GDKD_DIST, _aux_weight)})
 CONFIGS = sorted(EXPECTED)
+# every Cityscapes config keeps the reference's 40k schedule, except the SegFormer one (MMSeg's SegFormer recipe)
+SEGFORMER = 'gdkd/deeplabv3_r101_to_segformer_mit-b0_cityscapes.py'
+REFERENCE_SCHEDULE = [name for name in CONFIGS if name != SEGFORMER]
 DISTILL_CONFIGS = [name for name in CONFIGS if EXPECTED[name][0] is not None]
 # one config per (teacher, student) pair runs a small loss step; the baselines and GDKD + DIST only change the loss,
 # and GDKD + DIST's two losses run that step once, on the reference pair
@@ -147,7 +151,9 @@ def test_reference_schedule_is_the_authors():
     crops = [step.crop_size for step in cfg.train_dataloader.dataset.pipeline if step.type == 'RandomCrop']
     assert crops == [(512, 1024)] and cfg.model.student.data_preprocessor.size == (512, 1024)
     assert cfg.model.student.auxiliary_head.type == 'FCNHead'
-    assert cfg.custom_hooks == [dict(type='DistillWarmupHook', warmup_iters=1000)]
+    # seg-gdkd train_kd.py: kd_loss += 0.4 * lambda_kd * criterion_kd(student aux, teacher aux); no warm-up
+    assert cfg.model.aux_distill_weight == 0.4
+    assert cfg.custom_hooks == []
 
 
 def test_reference_loader_keeps_a_modern_gpu_fed(toy_data_root):
@@ -168,7 +174,7 @@ def test_reference_loader_keeps_a_modern_gpu_fed(toy_data_root):
     assert [tuple(image.shape) for image in batch['inputs']] == [(3, 512, 1024)] * 2
 
 
-@pytest.mark.parametrize('name', CONFIGS)
+@pytest.mark.parametrize('name', REFERENCE_SCHEDULE)
 def test_schedule_is_the_references(name):
     cfg, reference = load_config(name), load_config(REFERENCE)
     for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'val_cfg', 'test_cfg', 'default_hooks',
@@ -177,19 +183,36 @@ def test_schedule_is_the_references(name):
     student, reference_student = student_config(cfg), reference.model.student
     assert student.data_preprocessor == reference_student.data_preprocessor
     assert student.auxiliary_head.loss_decode == reference_student.auxiliary_head.loss_decode
-    hooks = [hook.type for hook in cfg.custom_hooks]
+    assert cfg.custom_hooks == reference.custom_hooks
     if EXPECTED[name][0] is None:
-        assert cfg.model.type == 'EncoderDecoder' and 'DistillWarmupHook' not in hooks
+        assert cfg.model.type == 'EncoderDecoder'
     else:
-        assert cfg.custom_hooks == reference.custom_hooks
-        assert cfg.model.get('aux_distill_weight', 0.0) == reference.model.get('aux_distill_weight', 0.0)
+        assert cfg.model.aux_distill_weight == EXPECTED[name][3]
+
+
+def test_segformer_keeps_mmsegs_segformer_recipe():
+    """MMSeg's SegFormer schedule, crop, test mode and evaluation; the loader only gets more, persistent, pinned
+    workers; no distillation warm-up, as the reference."""
+    cfg = load_config(SEGFORMER)
+    recipe = Config.fromfile(SEGFORMER_B0.replace('mmseg::', MMSEG_CONFIGS + '/'))
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'val_cfg', 'test_cfg', 'val_dataloader',
+                'test_dataloader', 'val_evaluator', 'data_preprocessor'):
+        assert without_scope(cfg[key]) == without_scope(recipe[key]), f'{key} differs from MMSeg\'s SegFormer recipe'
+    loader = copy.deepcopy(cfg.train_dataloader)
+    assert (loader.pop('num_workers'), loader.pop('pin_memory'), loader.pop('persistent_workers')) == (8, True, True)
+    assert without_scope(loader) == without_scope({key: value for key, value in recipe.train_dataloader.items()
+                                                   if key not in ('num_workers', 'persistent_workers')})
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW' and cfg.train_cfg.max_iters == 160000
+    assert cfg.model.student.data_preprocessor.size == cfg.data_preprocessor.size == (1024, 1024)
+    assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=8 * recipe.train_dataloader.batch_size)
+    assert cfg.custom_hooks == [] and {'non_finite_loss', 'random_state'} <= set(cfg.default_hooks)
 
 
 @pytest.mark.parametrize('name', CONFIGS)
 def test_student_is_mmsegs_model(name):
     """The student (written as overrides of the reference's) equals MMSeg's config of that model."""
     assert without_scope(student_config(load_config(name))) == \
-        without_scope(teacher_model_config(EXPECTED[name][1]).to_dict())
+        without_scope(teacher_model_config(STUDENTS[EXPECTED[name][1]][0]).to_dict())
 
 
 @pytest.mark.parametrize('name', DISTILL_CONFIGS)
@@ -211,11 +234,12 @@ def zoo_weights(teacher: str) -> str:
 
 @pytest.mark.parametrize('name', CONFIGS)
 def test_model_builds(name, teacher_checkpoint):
-    teacher, _, (backbone, depth), head, loss = EXPECTED[name]
+    teacher, student_name, loss, aux_distill_weight = EXPECTED[name]
+    _, (backbone, depth), (head, aux_head) = STUDENTS[student_name]
     cfg = load_config(name)
     student_cfg = student_config(cfg)
     student_cfg.pretrained = None  # never download ImageNet weights in tests
-    assert 'init_cfg' not in student_cfg.backbone
+    student_cfg.backbone.pop('init_cfg', None)
     if teacher is not None:
         cfg.model.teacher_ckpt = teacher_checkpoint(teacher)
     model = build_model(cfg)
@@ -226,7 +250,10 @@ def test_model_builds(name, teacher_checkpoint):
     if depth is not None:
         assert student.backbone.depth == depth
     assert type(student.decode_head).__name__ == head
-    assert type(student.auxiliary_head).__name__ == 'FCNHead'
+    if aux_head is None:
+        assert not hasattr(student, 'auxiliary_head')
+    else:
+        assert type(student.auxiliary_head).__name__ == aux_head
     assert 'Pretrained' not in str(student.backbone.init_cfg)
     if teacher is None:
         assert not hasattr(model, 'distill_losses')
@@ -241,6 +268,7 @@ def test_model_builds(name, teacher_checkpoint):
         built = model.distill_losses[key]
         assert type(built).__name__ == loss_type and built.loss_weight == loss_weight
         assert {option: built.options[option] for option in options} == options
+    assert model.aux_distill_weight == aux_distill_weight
     if name in ARCHITECTURE_PAIRS or name == GDKD_DIST_STEP:
         check_small_loss_step(model, [key for key, *_ in losses])
 
@@ -248,6 +276,24 @@ def test_model_builds(name, teacher_checkpoint):
 def test_each_architecture_pair_runs_a_loss_step():
     pairs = {EXPECTED[name][:2] for name in DISTILL_CONFIGS}
     assert {EXPECTED[name][:2] for name in ARCHITECTURE_PAIRS} == pairs
+
+
+def test_segformer_student_trains_and_evaluates_from_the_cnn_teacher(toy_data_root, teacher_checkpoint, tmp_path):
+    """The SegFormer config through MMSeg's Runner on the toy city at a 64x64 crop: one iteration of its recipe
+    (AdamW with its parameter groups, LinearLR warm-up) distilling the DeepLabV3-R101 teacher's 1/8 logits (random
+    weights) into the student's 1/4 ones, then a sliding-window evaluation."""
+    cfg = load_config(SEGFORMER)
+    to_toy_data(cfg, toy_data_root, train_batch=2)
+    cfg.merge_from_dict({
+        'train_cfg.max_iters': 1, 'train_cfg.val_interval': 1, 'data_preprocessor.size': TOY_CROP,
+        'model.student.data_preprocessor.size': TOY_CROP, 'model.student.backbone.init_cfg': None,
+        'model.student.test_cfg.crop_size': TOY_CROP, 'model.student.test_cfg.stride': (48, 48),
+        'model.teacher_ckpt': teacher_checkpoint(DEEPLABV3_R101)})
+    syncbn_to_bn(cfg.model)
+    logged = train_and_evaluate(cfg, str(tmp_path / 'work'))
+    assert logged['train/distill.loss_gdkd'] > 0 and torch.isfinite(torch.tensor(logged['train/loss']))
+    assert not any('aux' in key for key in logged)
+    assert 0 <= logged['val/mIoU'] <= 100
 
 
 def check_small_loss_step(model, keys) -> None:
@@ -262,7 +308,11 @@ def check_small_loss_step(model, keys) -> None:
         samples.append(sample)
     with torch.no_grad():
         losses = model.train().loss(torch.randn(2, 3, *size), samples)
-    for loss_name in ('decode.loss_ce', 'aux.loss_ce', *(f'distill.{key}' for key in keys)):
+    has_aux = hasattr(model.student, 'auxiliary_head')
+    expected = {'decode.loss_ce', *(f'distill.{key}' for key in keys)} | ({'aux.loss_ce'} if has_aux else set()) | \
+        ({f'distill_aux.{key}' for key in keys} if model.aux_distill_weight > 0 else set())
+    assert {name for name in losses if 'loss' in name} == expected
+    for loss_name in expected:
         assert torch.isfinite(losses[loss_name]).all(), loss_name
     assert all(losses[f'distill.{key}'] > 0 for key in keys)
 
@@ -281,8 +331,6 @@ BENCHMARKS = {
                  'mmseg::deeplabv3/deeplabv3_r101-d8_4xb4-20k_voc12aug-512x512.py', 21, make_voc12aug),
 }
 DEEPLABV3_R50 = 'mmseg::deeplabv3/deeplabv3_r50-d8_4xb2-80k_cityscapes-512x1024.py'
-KD = ('loss_kd', 'KDLoss', dict(temperature=1.0), 1.0)
-DKD_1_2 = ('loss_dkd', 'DKDLoss', dict(alpha=1.0, beta=2.0, temperature=1.0), 1.0)
 # config -> (dataset, loss as in EXPECTED or None for no distillation)
 BENCHMARK_EXPECTED = {
     'gdkd/deeplabv3_r101_to_r18_topp_ade20k.py':

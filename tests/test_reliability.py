@@ -206,7 +206,9 @@ def test_non_finite_loss_stops_before_the_step_naming_iteration_and_term(toy_dat
         return loss * float('nan') if len(calls) == 2 else loss
 
     monkeypatch.setattr(GDKDLoss, 'forward', nan_on_second_call)
-    runner = toy_runner(toy_data_root, toy_teacher_ckpt, str(tmp_path), max_iters=3)
+    # one GDKD call per iteration (no auxiliary distillation), so the second call is iteration 2's
+    runner = toy_runner(toy_data_root, toy_teacher_ckpt, str(tmp_path), max_iters=3,
+                        **{'model.aux_distill_weight': 0.0})
     with pytest.raises(NonFiniteLossError, match=r'iteration 2: distill\.loss_gdkd=nan\b'):
         runner.train()
     # no optimizer step with the NaN: the weights are those saved after iteration 1

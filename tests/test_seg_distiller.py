@@ -186,3 +186,148 @@ def test_teacher_precision_hands_float32_logits_close_to_fp32(toy_data_root, toy
     assert not fast.teacher.training
     assert all(param.grad is None and not param.requires_grad for param in fast.teacher.parameters())
     assert all(torch.equal(value, teacher_before[key]) for key, value in fast.teacher.state_dict().items())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Any MMSeg student or teacher: no, one or several auxiliary heads; a cascade decode head (OCRNet)
+# --------------------------------------------------------------------------------------------------------------
+def segmentor_variant(model_cfg: dict, auxiliary: str = 'one', cascade: bool = False, aux_classes: int = 19) -> dict:
+    """A copy of a toy EncoderDecoder config (SyncBN as BN) with ``auxiliary`` ``'none'``, ``'one'`` (its FCN head
+    on ResNet stage 3) or ``'two'`` (plus one on stage 2) auxiliary heads predicting ``aux_classes`` classes; with
+    ``cascade``, OCRNet's layout: an FCN stage on stage 3, then an OCRHead on stage 4 reading the FCN logits."""
+    cfg = copy.deepcopy(model_cfg)
+    syncbn_to_bn(cfg)
+    aux = dict(cfg.pop('auxiliary_head'), num_classes=aux_classes)
+    if auxiliary == 'one':
+        cfg['auxiliary_head'] = aux
+    elif auxiliary == 'two':
+        cfg['auxiliary_head'] = [aux, dict(aux, in_index=1, in_channels=aux['in_channels'] // 2)]
+    if cascade:
+        head = cfg['decode_head']
+        ocr = dict(type='OCRHead', in_channels=head['in_channels'], in_index=3, channels=head['channels'],
+                   ocr_channels=head['channels'] // 2, dropout_ratio=0.1, num_classes=head['num_classes'],
+                   norm_cfg=head['norm_cfg'], align_corners=False, loss_decode=head['loss_decode'])
+        cfg.update(type='CascadeEncoderDecoder', num_stages=2, decode_head=[dict(aux, num_classes=19), ocr])
+    return cfg
+
+
+def distiller_of(student: dict, teacher: dict, aux_distill_weight: float, tmp_path, toy_data_root: str,
+                 toy_teacher_ckpt: str):
+    """The toy GDKD distiller with this student and teacher (random weights, saved as its checkpoint)."""
+    cfg = toy_distill_config(toy_data_root, toy_teacher_ckpt, str(tmp_path)).model
+    # item assignment replaces (ConfigDict.update would merge into the toy student's heads)
+    cfg['student'], cfg['teacher'], cfg['aux_distill_weight'] = student, teacher, aux_distill_weight
+    cfg['teacher_ckpt'] = write_teacher_checkpoint(teacher, str(tmp_path / 'teacher.pth'))
+    return MODELS.build(cfg)
+
+
+def toy_student_and_teacher(toy_data_root: str, toy_teacher_ckpt: str, tmp_path) -> tuple:
+    cfg = toy_distill_config(toy_data_root, toy_teacher_ckpt, str(tmp_path)).model
+    return cfg.student, Config.fromfile(config_path('demo', 'teacher_toy.py')).model
+
+
+SMALL_BATCH_SIZE = (32, 64)  # the toy models' 1/8 logits: 4x8
+
+
+def train_one_step(distiller) -> dict:
+    """One SGD step on a random batch; the student's backbone and heads learn, the teacher stays frozen."""
+    torch.manual_seed(0)
+    inputs, samples = random_seg_batch(2, SMALL_BATCH_SIZE, num_classes=19)
+    student_before = copy.deepcopy(distiller.student.state_dict())
+    teacher_before = copy.deepcopy(distiller.teacher.state_dict())
+    optimizer = torch.optim.SGD(distiller.parameters(), lr=0.1)
+    losses = distiller.train().loss(inputs, samples)
+    sum(value for key, value in losses.items() if 'loss' in key).backward()
+    optimizer.step()
+    assert all(torch.isfinite(value).all() for value in losses.values())
+    assert_student_trained_teacher_frozen(distiller, student_before, teacher_before, 'decode_head')
+    return losses
+
+
+@pytest.mark.parametrize('student_aux, teacher_aux', [('none', 'none'), ('none', 'one')])
+def test_student_without_auxiliary_head_trains(toy_data_root, toy_teacher_ckpt, tmp_path, student_aux, teacher_aux):
+    student, teacher = toy_student_and_teacher(toy_data_root, toy_teacher_ckpt, tmp_path)
+    distiller = distiller_of(segmentor_variant(student, student_aux), segmentor_variant(teacher, teacher_aux), 0.0,
+                             tmp_path, toy_data_root, toy_teacher_ckpt)
+    assert not hasattr(distiller.student, 'auxiliary_head')  # as MMSeg builds it: no attribute at all
+    losses = train_one_step(distiller)
+    assert {'decode.loss_ce', 'distill.loss_gdkd'} <= set(losses)
+    assert not any(key.startswith(('aux', 'distill_aux')) for key in losses)
+    assert losses['distill.loss_gdkd'] > 0
+
+
+def test_several_auxiliary_heads_are_distilled_pairwise_by_position(toy_data_root, toy_teacher_ckpt, tmp_path):
+    student, teacher = toy_student_and_teacher(toy_data_root, toy_teacher_ckpt, tmp_path)
+    distiller = distiller_of(segmentor_variant(student, 'two'), segmentor_variant(teacher, 'two'), 0.4, tmp_path,
+                             toy_data_root, toy_teacher_ckpt)
+    losses = train_one_step(distiller)
+    for index in (0, 1):
+        assert {f'aux_{index}.loss_ce', f'distill_aux_{index}.loss_gdkd', f'distill_aux_{index}.gdkd_kl_mass'} <= \
+            set(losses)
+
+    # eval mode (no dropout): each value is the loss of the i-th student head against the i-th teacher head
+    inputs, samples = random_seg_batch(2, SMALL_BATCH_SIZE, num_classes=19)
+    gt = torch.stack([sample.gt_sem_seg.data for sample in samples])
+    with torch.no_grad():
+        losses = distiller.eval().loss(inputs, samples)
+        student_features = distiller.student.extract_feat(inputs)
+        teacher_features = distiller.teacher.extract_feat(inputs)
+        gdkd = distiller.distill_losses['loss_gdkd']
+        for index in (0, 1):
+            expected = 0.4 * gdkd(distiller.student.auxiliary_head[index](student_features),
+                                  distiller.teacher.auxiliary_head[index](teacher_features), gt)
+            assert losses[f'distill_aux_{index}.loss_gdkd'].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize('student_cascade, teacher_cascade', [(True, True), (False, True)])
+def test_cascade_decode_heads_distil_their_last_stage(toy_data_root, toy_teacher_ckpt, tmp_path, student_cascade,
+                                                      teacher_cascade):
+    """OCRNet's layout (an FCN stage whose logits the OCR stage reads) as student and teacher, or as teacher of a
+    plain EncoderDecoder."""
+    student, teacher = toy_student_and_teacher(toy_data_root, toy_teacher_ckpt, tmp_path)
+    distiller = distiller_of(segmentor_variant(student, 'none', student_cascade),
+                             segmentor_variant(teacher, 'none', teacher_cascade), 0.0, tmp_path, toy_data_root,
+                             toy_teacher_ckpt)
+    losses = train_one_step(distiller)
+    decode_keys = {'decode_0.loss_ce', 'decode_1.loss_ce'} if student_cascade else {'decode.loss_ce'}
+    assert {key for key in losses if key.startswith('decode') and 'loss' in key} == decode_keys
+
+    # the prediction logits, as MMSeg's own forward computes them (the last stage of a cascade)
+    inputs, samples = random_seg_batch(2, SMALL_BATCH_SIZE, num_classes=19)
+    gt = torch.stack([sample.gt_sem_seg.data for sample in samples])
+    with torch.no_grad():
+        losses = distiller.eval().loss(inputs, samples)
+        student_logits = distiller.student._forward(inputs)
+        expected = distiller.distill_losses['loss_gdkd'](student_logits, distiller.teacher._forward(inputs), gt)
+        assert torch.equal(distiller.student_logits(inputs), student_logits)  # what the analysis tools read
+    assert losses['distill.loss_gdkd'].item() == pytest.approx(expected.item(), rel=1e-5)
+    last_stage = distiller.student.decode_head[-1] if student_cascade else distiller.student.decode_head
+    assert distiller.decode_head is last_stage
+
+
+@pytest.mark.parametrize('student_aux, teacher_aux, weight, aux_classes, message', [
+    ('none', 'one', 0.4, 19, 'aux_distill_weight=0.4 but the student .* has no auxiliary head to distil; set '
+                             'model.aux_distill_weight=0'),
+    ('one', 'none', 0.4, 19, 'the student has 1 and the teacher 0; .*or set model.aux_distill_weight=0'),
+    ('two', 'one', 0.4, 19, 'the student has 2 and the teacher 1'),
+    ('one', 'two', 0.4, 19, 'the student has 1 and the teacher 2'),
+    ('one', 'one', 0.4, 7, "student auxiliary head 0 predicts 19 classes but the teacher's predicts 7"),
+    ('one', 'one', -0.4, 19, r'aux_distill_weight=-0.4 must be a number >= 0'),
+])
+def test_auxiliary_heads_that_cannot_pair_are_refused(toy_data_root, toy_teacher_ckpt, tmp_path, student_aux,
+                                                      teacher_aux, weight, aux_classes, message):
+    student, teacher = toy_student_and_teacher(toy_data_root, toy_teacher_ckpt, tmp_path)
+    with pytest.raises(ValueError, match=message):
+        distiller_of(segmentor_variant(student, student_aux),
+                     segmentor_variant(teacher, teacher_aux, aux_classes=aux_classes), weight, tmp_path, toy_data_root,
+                     toy_teacher_ckpt)
+
+
+def test_cascade_teacher_of_other_classes_is_refused_before_its_build(toy_data_root, toy_teacher_ckpt, tmp_path):
+    student, teacher = toy_student_and_teacher(toy_data_root, toy_teacher_ckpt, tmp_path)
+    teacher = segmentor_variant(teacher, 'none', cascade=True)
+    teacher['decode_head'][-1]['num_classes'] = 7
+    cfg = toy_distill_config(toy_data_root, toy_teacher_ckpt, str(tmp_path)).model
+    cfg['teacher'], cfg['teacher_ckpt'] = teacher, '/nonexistent/teacher.pth'  # never read: the class check is first
+    with pytest.raises(ValueError, match='num_classes=7 but student has 19'):
+        MODELS.build(cfg)

@@ -24,6 +24,7 @@ import gdkd_seg  # noqa: F401  (registers the toolkit and applies the stack's co
 from gdkd_seg.analysis import TOP_PS, TeacherStatistics, markdown_table, per_class_rows, pixel_maps
 from gdkd_seg.inspection import (build_split_loader, build_teacher, colorize, default_device, gdkd_options,
                                  heat_map, mistakes, plot_curves, read_image, side_by_side)
+from gdkd_seg.models.seg_distiller import prediction_head
 from gdkd_seg.run_config import load_run_config
 from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
@@ -99,7 +100,7 @@ def main() -> None:
     class_names, palette = metainfo['classes'], metainfo['palette']
     if not 1 <= k <= len(class_names):
         raise ValueError(f'--k {k} must be between 1 and the {len(class_names)} classes')
-    ignore_index = teacher.decode_head.ignore_index
+    ignore_index = prediction_head(teacher).ignore_index
     statistics = TeacherStatistics(len(class_names), TOP_PS, temperature, ignore_index, args.device)
     os.makedirs(osp.join(args.out, 'pictures'), exist_ok=True)
 

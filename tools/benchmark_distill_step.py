@@ -59,7 +59,7 @@ def main() -> None:
     build_seconds = time.perf_counter() - started
     student = distiller.student
     optimizer = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
-    inputs, samples = random_seg_batch(args.batch, crop, student.decode_head.num_classes, args.device)
+    inputs, samples = random_seg_batch(args.batch, crop, student.num_classes, args.device)
 
     def train_step(losses_of) -> None:
         optimizer.zero_grad()

@@ -72,7 +72,7 @@ def batch_of(cfg: Config, distiller, args: argparse.Namespace) -> Tuple[Tensor, 
             return inputs, samples, (f'{args.batch} training images of {cfg.train_dataloader.dataset.data_root} '
                                      'through the pipeline')
     crop = crop_size(cfg, args.crop)
-    inputs, samples = random_seg_batch(args.batch, crop, distiller.student.decode_head.num_classes, args.device)
+    inputs, samples = random_seg_batch(args.batch, crop, distiller.student.num_classes, args.device)
     return inputs, samples, f'{args.batch} N(0, 1) images of {crop[0]}x{crop[1]}, random labels ({reason})'
 
 
@@ -84,7 +84,7 @@ def total_distill_loss(distiller, student_logits: Tensor, teacher_logits: Tensor
 def rows(distiller, inputs: Tensor, samples: list, repeats: int, device: str) -> List[str]:
     gt = torch.stack([sample.gt_sem_seg.data for sample in samples])
     with torch.no_grad():
-        student_logits = distiller.student.decode_head(distiller.student.extract_feat(inputs))
+        student_logits = distiller.student_logits(inputs)
     table, reference, reference_loss = [], None, None
     for precision, channels_last in SETTINGS:
         distiller.set_teacher(distiller.teacher, precision, channels_last)

@@ -63,7 +63,7 @@ def main() -> None:
     loader = build_split_loader(cfg, args.split, args.max_images)
     distiller = build_distiller(cfg, args.student_ckpt).to(args.device)
     palette = loader.dataset.metainfo['palette']
-    ignore_index = distiller.student.decode_head.ignore_index
+    ignore_index = distiller.decode_head.ignore_index
     sums = dict.fromkeys(TERMS, 0.0)
     pixels, drawn = 0, 0
     os.makedirs(osp.join(args.out, 'pictures'), exist_ok=True)
@@ -72,7 +72,7 @@ def main() -> None:
         for data in loader:
             data = distiller.data_preprocessor(data, False)
             inputs = data['inputs']
-            student = distiller.student.decode_head(distiller.student.extract_feat(inputs))
+            student = distiller.student_logits(inputs)
             teacher = check_logits(student, distiller.teacher_logits(inputs)[0])
             terms = gdkd_pixel_terms(student, teacher, options['k'], options['temperature'])
             for index, sample in enumerate(data['data_samples']):

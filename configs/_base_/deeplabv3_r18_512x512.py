@@ -21,5 +21,6 @@ safe_default_hooks = dict(
     random_state=dict(type='RandomStateHook'))
 # 4 GPUs x 4 images; with another total batch pass --cfg-options auto_scale_lr.enable=True to scale the lr.
 auto_scale_lr = dict(enable=False, base_batch_size=16)
-# Our choice, as on Cityscapes: ramp the distillation weight in over the first 1k iterations.
+# Our choice: ramp the distillation weight in over the first 1k iterations (the Cityscapes configs follow the GDKD
+# authors' recipe, which has no warm-up; these datasets have no recipe of theirs).
 distill_warmup_hooks = [dict(type='DistillWarmupHook', warmup_iters=1000)]

@@ -1,5 +1,5 @@
-# Baseline: DIST (Huang et al., 2022) on the logits in place of GDKD. Teacher, student, schedule, auxiliary-head
-# distillation and warm-up hook are those of configs/gdkd/deeplabv3_r101_to_r18_cityscapes.py.
+# Baseline: DIST (Huang et al., 2022) on the logits in place of GDKD. Teacher, student, schedule and auxiliary-head
+# distillation are those of configs/gdkd/deeplabv3_r101_to_r18_cityscapes.py.
 #   8 GPUs: tools/dist_train.sh configs/baselines/deeplabv3_r101_to_r18_dist_cityscapes.py 8
 _base_ = ['../gdkd/deeplabv3_r101_to_r18_cityscapes.py']
 

@@ -1,5 +1,6 @@
 # Baseline: DKD (Zhao et al., 2022) in place of GDKD: the ground-truth class against the rest. Teacher, student,
-# schedule and warm-up hook are those of configs/gdkd/deeplabv3_r101_to_r18_cityscapes.py.
+# schedule and auxiliary distillation (0.4, as the authors' trainer for every loss) are those of
+# configs/gdkd/deeplabv3_r101_to_r18_cityscapes.py.
 #   8 GPUs: tools/dist_train.sh configs/baselines/deeplabv3_r101_to_r18_dkd_cityscapes.py 8
 _base_ = ['../gdkd/deeplabv3_r101_to_r18_cityscapes.py']
 

@@ -7,4 +7,3 @@ _base_ = ['../gdkd/deeplabv3_r101_to_r18_cityscapes.py']
 
 # The reference's student in place of the distiller (MMEngine's Python-style `_base_` reference).
 model = dict(_delete_=True, **_base_.model.student)
-custom_hooks = []  # DistillWarmupHook needs a distiller

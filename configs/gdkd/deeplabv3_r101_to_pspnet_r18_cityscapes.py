@@ -1,6 +1,8 @@
-# GDKD across architectures: DeepLabV3-R101-D8 teacher (MMSeg zoo, 80.2 mIoU) -> PSPNet-R18-D8 student on Cityscapes.
+# GDKD across architectures: DeepLabV3-R101-D8 teacher (MMSeg zoo, 80.2 mIoU) -> PSPNet-R18-D8 student on Cityscapes,
+# the paper's PSPNet pair (seg-gdkd train_scripts/train_kd/pspnet_res18.sh; DIST's and CIRKD's too).
 # Only the student differs from the reference config: same teacher, schedule (40k iterations, 8 GPUs x 2, SGD lr 0.02,
-# crop 512x1024), GDKD settings and warm-up hook, inherited so they cannot drift apart.
+# crop 512x1024), GDKD settings and auxiliary distillation (0.4; the teacher's FCN head teaches the student's),
+# inherited so they cannot drift apart.
 #   8 GPUs: tools/dist_train.sh configs/gdkd/deeplabv3_r101_to_pspnet_r18_cityscapes.py 8
 _base_ = ['./deeplabv3_r101_to_r18_cityscapes.py']
 

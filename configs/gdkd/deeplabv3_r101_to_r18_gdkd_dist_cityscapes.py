@@ -1,6 +1,6 @@
 # GDKD + DIST: the reference GDKD config plus DIST's intra-class term, as GDKD's authors run it (seg-gdkd
 # `--kd-method gdkd-dist`, losses/distiller/gdkd.py `GDKDDIST`). Teacher, student, schedule, GDKD settings,
-# auxiliary-head distillation and warm-up hook are configs/gdkd/deeplabv3_r101_to_r18_cityscapes.py's.
+# and auxiliary-head distillation are configs/gdkd/deeplabv3_r101_to_r18_cityscapes.py's.
 #   8 GPUs: tools/dist_train.sh configs/gdkd/deeplabv3_r101_to_r18_gdkd_dist_cityscapes.py 8
 _base_ = ['./deeplabv3_r101_to_r18_cityscapes.py']
 

@@ -17,6 +17,51 @@ def _heads(head: Optional[nn.Module]) -> List[nn.Module]:
     return list(head) if isinstance(head, nn.ModuleList) else [head]
 
 
+def auxiliary_heads(segmentor: nn.Module) -> List[nn.Module]:
+    """A segmentor's auxiliary heads, in order; none when it has none (MMSeg's EncoderDecoder then has no
+    ``auxiliary_head`` attribute at all)."""
+    return _heads(getattr(segmentor, 'auxiliary_head', None))
+
+
+def prediction_head(segmentor: nn.Module) -> nn.Module:
+    """The decode head that makes a segmentor's prediction: its decode head, or a cascade's last stage."""
+    return _heads(segmentor.decode_head)[-1]
+
+
+def head_logits(segmentor: nn.Module, features: List[Tensor],
+                with_aux: bool = True) -> Tuple[List[Tensor], List[Tensor]]:
+    """The logits of a segmentor's heads on its backbone (and neck) features.
+
+    Args:
+        segmentor: an MMSeg EncoderDecoder, or a CascadeEncoderDecoder whose decode stages each read the previous
+            stage's logits (e.g. OCRNet).
+        features: ``segmentor.extract_feat(inputs)``.
+        with_aux: also compute the auxiliary heads' logits.
+
+    Returns:
+        ``(decode, aux)``: the logits of each decode stage in order (one for an EncoderDecoder; the last is the
+        prediction) and of each auxiliary head (empty without ``with_aux`` or auxiliary heads).
+    """
+    first, *later = _heads(segmentor.decode_head)
+    decode = [first(features)]
+    for stage in later:
+        decode.append(stage(features, decode[-1]))
+    aux = [head(features) for head in auxiliary_heads(segmentor)] if with_aux else []
+    return decode, aux
+
+
+def _names(prefix: str, count: int) -> List[str]:
+    """Log prefixes of ``count`` heads as MMSeg names them: ``prefix`` for one head, ``prefix_<i>`` for several."""
+    return [prefix] if count == 1 else [f'{prefix}_{index}' for index in range(count)]
+
+
+def _config_num_classes(decode_head: Union[dict, list, None]) -> Optional[int]:
+    """``num_classes`` of a decode head config; of the last stage for a cascade's list of stages."""
+    if isinstance(decode_head, (list, tuple)):
+        decode_head = decode_head[-1] if decode_head else None
+    return (decode_head or {}).get('num_classes')
+
+
 @MODELS.register_module()
 class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
     """Distil a frozen MMSeg teacher into a trainable MMSeg student on the student's decode-head logits.
@@ -24,15 +69,21 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
     The teacher is held outside the module tree (:class:`FrozenTeacherMixin`): checkpoints hold the student only
     and the teacher is rebuilt from ``teacher_ckpt``; it is never optimised, re-initialised or put in train mode.
 
+    Student and teacher may be any MMSeg EncoderDecoder (with or without auxiliary heads, one or several) or
+    CascadeEncoderDecoder (e.g. OCRNet), of different architectures: the losses compare the prediction logits (a
+    cascade's last stage) and resize the teacher's to the student's resolution. Each student head keeps its own
+    MMSeg losses; a cascade's earlier stages are trained by those only.
+
     Args:
-        student: MMSeg segmentor config (an EncoderDecoder with decode head and optional auxiliary heads).
+        student: MMSeg segmentor config (EncoderDecoder or CascadeEncoderDecoder).
         teacher: MMSeg segmentor config, inline or as a config path (``mmseg::...`` or a file). ``None`` builds the
             student alone, for evaluation (``tools/test.py`` does this: testing never needs the teacher).
         teacher_ckpt: local path or URL of the teacher's weights; required when ``teacher`` is given.
         distill_losses: ``name -> loss config`` of registered losses (``GDKDLoss``, ``KDLoss``, ...), applied to the
             student's and teacher's decode-head logits with the ground truth. Names must start with ``loss``.
-        aux_distill_weight: when > 0, the same losses are also applied to each auxiliary head's logits (student vs
-            teacher, matched by position), scaled by this weight.
+        aux_distill_weight: when > 0, the same losses are also applied to each auxiliary head's logits (the i-th
+            student head learns from the i-th teacher head), scaled by this weight; student and teacher must then
+            have as many auxiliary heads, pairwise predicting the same classes. 0 for a student without one.
         teacher_precision: ``'fp32'`` (default), ``'bf16'`` or ``'fp16'``: the teacher's forward runs under
             ``torch.autocast`` at that precision (faster on GPUs; the losses still get float32 logits). See the
             README's "Teacher precision" for how much the logits and the loss move.
@@ -67,8 +118,8 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
         self.student = MODELS.build(student)
 
         self.distill_losses = build_distill_losses(distill_losses, MODELS)
-        check_class_options(self.distill_losses, self.student.decode_head.num_classes)
-        self.aux_distill_weight = aux_distill_weight
+        check_class_options(self.distill_losses, self.student.num_classes)
+        self.aux_distill_weight = self._checked_aux_distill_weight(aux_distill_weight)
         # set by DistillWarmupHook; multiplies every distillation loss
         self.distill_weight_factor = 1.0
 
@@ -80,13 +131,40 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
             teacher_cfg.pop('data_preprocessor', None)
             self.set_teacher(build_frozen_teacher(teacher_cfg, teacher_ckpt, MODELS), teacher_precision,
                              teacher_channels_last)
-            if aux_distill_weight > 0 and len(_heads(self.teacher.auxiliary_head)) < len(
-                    _heads(self.student.auxiliary_head)):
-                raise ValueError('aux_distill_weight > 0 needs a teacher auxiliary head for each student one')
+            self._check_auxiliary_pairs()
+
+    def _checked_aux_distill_weight(self, weight: float) -> float:
+        """``aux_distill_weight``, refused when negative or when there is no student auxiliary head to distil."""
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ValueError(f'aux_distill_weight={weight!r} must be a number >= 0 (0: distil the decode logits only)')
+        if weight > 0:
+            if not auxiliary_heads(self.student):
+                raise ValueError(f'aux_distill_weight={weight} but the student ({type(self.student).__name__} with '
+                                 f'{type(self.student.backbone).__name__}) has no auxiliary head to distil; set '
+                                 'model.aux_distill_weight=0')
+            for head in auxiliary_heads(self.student):
+                check_class_options(self.distill_losses, head.num_classes)
+        return float(weight)
+
+    def _check_auxiliary_pairs(self) -> None:
+        """With ``aux_distill_weight > 0`` the i-th student auxiliary head learns from the i-th teacher one: both
+        must have as many heads, pairwise predicting the same classes."""
+        if self.aux_distill_weight == 0:
+            return
+        student_aux, teacher_aux = auxiliary_heads(self.student), auxiliary_heads(self.teacher)
+        if len(teacher_aux) != len(student_aux):
+            raise ValueError(f'aux_distill_weight={self.aux_distill_weight} pairs auxiliary heads by position, but the '
+                             f'student has {len(student_aux)} and the teacher {len(teacher_aux)}; give the teacher an '
+                             'auxiliary head for each student one, or set model.aux_distill_weight=0')
+        for index, (student_head, teacher_head) in enumerate(zip(student_aux, teacher_aux)):
+            if student_head.num_classes != teacher_head.num_classes:
+                raise ValueError(f'student auxiliary head {index} predicts {student_head.num_classes} classes but the '
+                                 f"teacher's predicts {teacher_head.num_classes}; they must predict the same classes "
+                                 '(or set model.aux_distill_weight=0)')
 
     def _check_teacher_config(self, teacher_cfg: dict, data_preprocessor: Optional[dict]) -> None:
-        student_classes = self.student.decode_head.num_classes
-        teacher_classes = teacher_cfg.get('decode_head', {}).get('num_classes')
+        student_classes = self.student.num_classes
+        teacher_classes = _config_num_classes(teacher_cfg.get('decode_head'))
         if teacher_classes != student_classes:
             raise ValueError(f'teacher decode_head.num_classes={teacher_classes} but student has '
                              f'{student_classes}; teacher and student must predict the same classes')
@@ -101,41 +179,49 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
         """The student's own losses plus the distillation losses; parts of each loss are logged too."""
         if self.teacher is None:
             raise RuntimeError('SegDistiller was built without a teacher (evaluation only) and cannot train')
-        features = self.student.extract_feat(inputs)
-        student_logits = self.student.decode_head(features)
-        losses = add_prefix(self.student.decode_head.loss_by_feat(student_logits, data_samples), 'decode')
-        student_aux = [head(features) for head in _heads(self.student.auxiliary_head)]
-        for index, (head, logits) in enumerate(zip(_heads(self.student.auxiliary_head), student_aux)):
-            prefix = 'aux' if len(student_aux) == 1 else f'aux_{index}'
-            losses.update(add_prefix(head.loss_by_feat(logits, data_samples), prefix))
+        decode, aux = head_logits(self.student, self.student.extract_feat(inputs))
+        losses = self._student_losses(decode, aux, data_samples)
 
         teacher_logits, teacher_aux = self.teacher_logits(inputs)
         gt = torch.stack([sample.gt_sem_seg.data for sample in data_samples])
-        losses.update(distill_loss_dict(self.distill_losses, student_logits, teacher_logits, gt, 'distill',
+        losses.update(distill_loss_dict(self.distill_losses, decode[-1], teacher_logits, gt, 'distill',
                                         self.distill_weight_factor))
-        for index, (student_aux_logits, teacher_aux_logits) in enumerate(zip(student_aux, teacher_aux)):
-            prefix = 'distill_aux' if len(student_aux) == 1 else f'distill_aux_{index}'
+        # empty teacher_aux (aux_distill_weight == 0): no auxiliary distillation
+        for prefix, student_aux_logits, teacher_aux_logits in zip(_names('distill_aux', len(aux)), aux, teacher_aux):
             losses.update(distill_loss_dict(self.distill_losses, student_aux_logits, teacher_aux_logits, gt, prefix,
                                             self.distill_weight_factor * self.aux_distill_weight))
         return losses
 
-    def teacher_logits(self, inputs: Tensor) -> Tuple[Tensor, List[Tensor]]:
-        """The teacher's decode-head logits and, when ``aux_distill_weight > 0``, its auxiliary heads' logits: float32,
-        computed without gradients at ``teacher_precision``."""
-        with_aux = self.aux_distill_weight > 0
+    def _student_losses(self, decode: List[Tensor], aux: List[Tensor],
+                        data_samples: SampleList) -> Dict[str, Tensor]:
+        """Each student head's own losses on its logits, named as MMSeg names them (``decode`` or ``decode_<stage>``
+        of a cascade, ``aux`` or ``aux_<i>``)."""
+        heads = _heads(self.student.decode_head) + auxiliary_heads(self.student)
+        names = _names('decode', len(decode)) + _names('aux', len(aux))
+        losses = {}
+        for name, head, logits in zip(names, heads, decode + aux):
+            losses.update(add_prefix(head.loss_by_feat(logits, data_samples), name))
+        return losses
 
+    def student_logits(self, inputs: Tensor) -> Tensor:
+        """The student's prediction logits (a cascade's last stage) at its output resolution, in its current mode."""
+        decode, _ = head_logits(self.student, self.student.extract_feat(inputs), with_aux=False)
+        return decode[-1]
+
+    def teacher_logits(self, inputs: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        """The teacher's prediction logits (a cascade's last stage) and, when ``aux_distill_weight > 0``, its
+        auxiliary heads' logits: float32, computed without gradients at ``teacher_precision``."""
         def heads(teacher: nn.Module, batch: Tensor) -> List[Tensor]:
-            features = teacher.extract_feat(batch)
-            aux = [head(features) for head in _heads(teacher.auxiliary_head)] if with_aux else []
-            return [teacher.decode_head(features)] + aux
+            decode, aux = head_logits(teacher, teacher.extract_feat(batch), with_aux=self.aux_distill_weight > 0)
+            return [decode[-1]] + aux
 
         logits, *aux_logits = self.teacher_outputs(heads, inputs)
         return logits, aux_logits
 
     @property
     def decode_head(self) -> nn.Module:
-        """The student's decode head (MMSeg's SegTTAModel reads it)."""
-        return self.student.decode_head
+        """The student's prediction head (MMSeg's SegTTAModel reads it): a cascade's last stage."""
+        return prediction_head(self.student)
 
     @property
     def out_channels(self) -> int:
