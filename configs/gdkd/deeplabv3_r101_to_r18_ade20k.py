@@ -13,5 +13,5 @@ model = dict(
     teacher_ckpt=('https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/deeplabv3_r101-d8_512x512_80k_ade20k/'
                   'deeplabv3_r101-d8_512x512_80k_ade20k_20200615_021256-d89c7fa4.pth'),
     distill_losses=dict(
-        loss_gdkd=dict(type='GDKDLoss', k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0, loss_weight=1.0)))
-custom_hooks = {{_base_.distill_warmup_hooks}}
+        loss_gdkd=dict(type='GDKDLoss', k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0, loss_weight=1.0)),
+    aux_distill_weight={{_base_.authors_aux_distill_weight}})

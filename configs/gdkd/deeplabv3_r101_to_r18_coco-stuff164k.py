@@ -16,5 +16,5 @@ model = dict(
                   'deeplabv3_r101-d8_512x512_4x4_80k_coco-stuff164k/'
                   'deeplabv3_r101-d8_512x512_4x4_80k_coco-stuff164k_20210709_201252-13600dc2.pth'),
     distill_losses=dict(
-        loss_gdkd=dict(type='GDKDLoss', k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0, loss_weight=1.0)))
-custom_hooks = {{_base_.distill_warmup_hooks}}
+        loss_gdkd=dict(type='GDKDLoss', k=3, w0=1.0, w1=1.0, w2=2.0, temperature=1.0, loss_weight=1.0)),
+    aux_distill_weight={{_base_.authors_aux_distill_weight}})
