@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.structures import PixelData
 from torch import nn
 
-from .compat import syncbn_to_bn
+from .distributed import syncbn_to_bn
 from .models import teacher_model_config
 
 

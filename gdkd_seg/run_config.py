@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from .checkpoint_saving import remove_stale_temporaries
-from .compat import adapt_cpu_distributed, syncbn_to_bn
+from .distributed import adapt_cpu_distributed, syncbn_to_bn
 from .datasets.checks import DATA_CHECK_MODES, check_data_roots, check_dataset_files
 
 
@@ -95,7 +95,7 @@ def prepare_run(cfg: Config, splits: Sequence[str], data_check: str) -> Config:
     """Fit the config to the processes it runs in and check the data of ``splits`` before anything is built.
 
     A single process converts SyncBN to BN; a distributed run without CUDA switches to gloo and BN (see
-    :func:`gdkd_seg.compat.adapt_cpu_distributed`). Missing dataset folders, and unless ``data_check`` is
+    :func:`gdkd_seg.distributed.adapt_cpu_distributed`). Missing dataset folders, and unless ``data_check`` is
     ``'none'`` unreadable or inconsistent files (see :func:`gdkd_seg.datasets.checks.check_dataset_files`), raise
     with the path.
     """

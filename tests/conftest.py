@@ -72,7 +72,7 @@ def toy_runner(data_root: str, teacher_ckpt: str, work_dir: str, max_iters: int,
     """An in-process Runner on the demo distillation config (its default_hooks, hence NonFiniteLossHook,
     included), at the 64x128 test crop, saving a checkpoint every iteration; ``changes``: more config options."""
     import uuid
-    from gdkd_seg.compat import syncbn_to_bn
+    from gdkd_seg.distributed import syncbn_to_bn
     from mmengine.runner import Runner
     cfg = Config.fromfile(config_path('demo', 'gdkd_toy.py'))
     cfg.merge_from_dict(fast_distill_options(data_root, teacher_ckpt))

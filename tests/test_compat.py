@@ -1,4 +1,4 @@
-"""The compatibility fixes the pinned stack needs (gdkd_seg.compat), each shown to matter."""
+"""The compatibility fixes the pinned stack needs (gdkd_seg.compat) and SyncBN conversion (gdkd_seg.distributed)."""
 import os
 import pickle
 import re
@@ -13,7 +13,7 @@ import torch
 import gdkd_seg
 from conftest import REPO_ROOT
 from gdkd_seg.checkpoint_allow_list import mmengine_checkpoint_globals
-from gdkd_seg.compat import syncbn_to_bn
+from gdkd_seg.distributed import syncbn_to_bn
 from gdkd_seg.models import load_teacher_weights
 from mmengine.logging import HistoryBuffer
 

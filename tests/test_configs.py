@@ -21,7 +21,7 @@ from mmseg.structures import SegDataSample
 
 from benchmark_layouts import make_ade20k, make_coco_stuff164k, make_cub, make_tiny_imagenet, make_voc12aug
 from conftest import REPO_ROOT, config_path, write_teacher_checkpoint
-from gdkd_seg.compat import syncbn_to_bn
+from gdkd_seg.distributed import syncbn_to_bn
 from gdkd_seg.data_throughput import workers_needed
 from gdkd_seg.datasets.checks import check_data_roots, check_dataset_files
 from gdkd_seg.models import teacher_model_config

@@ -118,7 +118,7 @@ def test_demo_students_distil_as_their_cityscapes_configs(config, cityscapes, lo
     """The demo rows not trained above: each trains an iteration, logging its losses, with the loss settings of the
     Cityscapes config it stands for."""
     import uuid
-    from gdkd_seg.compat import syncbn_to_bn
+    from gdkd_seg.distributed import syncbn_to_bn
     from mmengine.config import Config
     from mmengine.runner import Runner
     cfg = Config.fromfile(config_path('demo', config))

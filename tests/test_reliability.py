@@ -22,7 +22,7 @@ from conftest import (REPO_ROOT, cfg_options, config_path, fast_distill_options,
                       tiny_data_options, toy_runner)
 from gdkd_seg.checkpoint_loading import CheckpointLoadError
 from gdkd_seg.checkpoint_saving import atomic_write
-from gdkd_seg.compat import syncbn_to_bn
+from gdkd_seg.distributed import syncbn_to_bn
 from gdkd_seg.datasets.checks import DatasetCheckError, check_dataset_files
 from gdkd_seg.hooks import NonFiniteLossError
 from gdkd_seg.losses import GDKDLoss

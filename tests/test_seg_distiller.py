@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 from conftest import (assert_student_trained_teacher_frozen, config_path, tiny_data_options,
                       write_teacher_checkpoint)
 from gdkd_seg.benchmark import random_seg_batch
-from gdkd_seg.compat import syncbn_to_bn
+from gdkd_seg.distributed import syncbn_to_bn
 from gdkd_seg.datasets.checks import check_data_roots
 from mmseg.registry import MODELS
 

@@ -7,7 +7,7 @@ import logging
 import os
 
 import gdkd_seg  # noqa: F401  (registers the toolkit and applies the stack's compatibility fixes)
-from gdkd_seg.compat import init_cpu_distributed
+from gdkd_seg.distributed import init_cpu_distributed
 from gdkd_seg.run_config import (add_data_check_arguments, close_process_group, load_run_config,
                                  prepare_run, start_training)
 from mmengine.config import Config, DictAction
