@@ -443,7 +443,7 @@ def test_unregistered_loss_type_is_named_with_the_registered_ones():
     cfg = distiller_config('/nonexistent/teacher.pth')
     cfg.distill_losses = dict(loss_x=dict(type='GDKDLos'))
     with pytest.raises(KeyError, match=r"distill_losses\.loss_x: loss type 'GDKDLos' is not registered; the "
-                                       r'registered distillation losses are CWDLoss, DKDLoss, GDKD3Loss, GDKDLoss, '
+                                       r'registered distillation losses are CWDLoss, DISTLoss, DKDLoss, GDKD3Loss, GDKDLoss, '
                                        r'KDLoss'):
         MODELS.build(cfg)
 
