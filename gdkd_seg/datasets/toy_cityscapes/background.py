@@ -49,7 +49,7 @@ def draw_skyline(canvas: Canvas) -> None:
     blocks = []
     for _ in range(int(rng.integers(8, 30))):
         depth = rng.uniform(130, 400)
-        height = rng.uniform(6, 45) if rng.random() < 0.85 else rng.uniform(45, 110)
+        height = rng.uniform(4, 25) if rng.random() < 0.85 else rng.uniform(25, 60)
         blocks.append((depth, rng.uniform(-320, 320), rng.uniform(12, 45), height))
     for depth, x, block_width, height in sorted(blocks, reverse=True):
         colour = mix(building_colour(rng), haze, rng.uniform(0.3, 0.7))

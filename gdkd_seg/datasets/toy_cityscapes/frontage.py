@@ -19,6 +19,9 @@ def draw_segment(canvas: Canvas, segment: SideSegment, street: Street) -> None:
                            train_id)
     if segment.kind == 'building':
         draw_building(canvas, segment)
+        if segment.face_x != outer:  # the forecourt is often walled or fenced off from the sidewalk
+            _draw_boundary(canvas, segment, outer, abs(segment.face_x - outer),
+                           rng.choice(['fence', 'wall', 'none'], p=[0.35, 0.35, 0.3]))
     elif segment.kind == 'trees':
         _draw_tree_line(canvas, segment)
     else:
@@ -115,15 +118,22 @@ def _draw_open_lot(canvas: Canvas, segment: SideSegment) -> None:
         draw_building(canvas, back)
     canvas.ground_quad(min(x, x + side * lot_depth), max(x, x + side * lot_depth), segment.z0, segment.z1,
                        terrain_colour(rng), TERRAIN)
-    boundary = rng.choice(['fence', 'wall', 'none'], p=[0.45, 0.35, 0.2])
-    if boundary == 'wall':
+    _draw_boundary(canvas, segment, x, lot_depth, rng.choice(['fence', 'wall', 'none'], p=[0.45, 0.4, 0.15]))
+
+
+def _draw_boundary(canvas: Canvas, segment: SideSegment, x: float, depth: float, kind: str) -> None:
+    """A wall or fence (``kind``; 'none' draws nothing) along the frontage at lateral position ``x``, enclosing a
+    lot or forecourt ``depth`` metres deep."""
+    rng = canvas.rng
+    side = segment.side
+    if kind == 'wall':
         top = rng.uniform(0.8, 3.0)
         colour = wall_colour(rng)
-        canvas.front_rect(min(x, x + side * lot_depth), max(x, x + side * lot_depth), 0, top, segment.z0,
+        canvas.front_rect(min(x, x + side * depth), max(x, x + side * depth), 0, top, segment.z0,
                           clip_colour(colour * 0.85), WALL)
         canvas.facade_quad(x, segment.z0, segment.z1, 0, top, colour, WALL)
         canvas.facade_quad(x, segment.z0, segment.z1, top - 0.15, top, clip_colour(colour * 1.2), WALL)
-    elif boundary == 'fence':
+    elif kind == 'fence':
         draw_fence(canvas, x, segment.z0, segment.z1, rng.uniform(0.9, 2.0))
 
 

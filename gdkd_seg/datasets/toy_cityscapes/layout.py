@@ -100,11 +100,11 @@ def plan_frontage(canvas: Canvas, street: Street) -> List[SideSegment]:
                 else:
                     z = street.cross_street[1]
                     continue
-            kind = rng.choice(['building', 'trees', 'open'], p=[0.6, 0.2, 0.2])
+            kind = rng.choice(['building', 'trees', 'open'], p=[0.45, 0.25, 0.3])
             setback = 0.0 if rng.random() < 0.6 else rng.uniform(0.5, 5.0)
             face_x = street.sidewalk_outer(side) + side * setback
             height = {
-                'building': rng.uniform(6, 35) if rng.random() < 0.9 else rng.uniform(35, 60),
+                'building': rng.uniform(5, 18) if rng.random() < 0.85 else rng.uniform(18, 35),
                 'trees': rng.uniform(4, 12),
                 'open': 0.0
             }[kind]

@@ -15,18 +15,18 @@ def plan_pedestrians(canvas: Canvas, street: Street, occupancy: Occupancy,
                      objects: List[Tuple[float, Callable[[], None]]]) -> None:
     rng = canvas.rng
     z_min = max(canvas.z_bottom * 0.9, 3.0)
-    for _ in range(int(rng.poisson(3.0))):
+    for _ in range(int(rng.poisson(4.0))):
         side = int(rng.choice([-1, 1]))
         inner, outer = street.sidewalk_inner(side), street.sidewalk_outer(side)
         x = rng.uniform(min(inner, outer) + 0.3, max(inner, outer) - 0.3)
-        z = rng.uniform(z_min, 55)
+        z = rng.uniform(z_min, 35)
         for member in range(int(rng.choice([1, 1, 1, 2, 3]))):  # people walk in small groups
             member_x, member_z = x + member * rng.uniform(0.4, 0.7), z + rng.normal(0, 0.4)
             if member_z > z_min and occupancy.try_take(member_x - 0.25, member_x + 0.25, member_z, member_z + 0.3,
                                                        0.05):
                 objects.append(
                     (member_z, partial(draw_person, canvas, member_x, member_z, rng.uniform(1.55, 1.95), PERSON)))
-    if rng.random() < 0.25:  # parked bicycles on the sidewalk, seen side-on
+    if rng.random() < 0.5:  # parked bicycles on the sidewalk, seen side-on
         side = int(rng.choice([-1, 1]))
         x = street.sidewalk_outer(side) - side * 0.8
         z = rng.uniform(z_min, 30)

@@ -18,9 +18,9 @@ def plan_street_furniture(canvas: Canvas, street: Street, objects: List[Tuple[fl
         z = canvas.z_bottom + rng.uniform(0, 12)
         while z < 120:
             if not street.in_cross_street(z - 1, z + 1):
-                kind = rng.choice(['sign', 'traffic_light', 'street_light', 'plain'], p=[0.35, 0.25, 0.3, 0.1])
+                kind = rng.choice(['sign', 'traffic_light', 'street_light', 'plain'], p=[0.4, 0.35, 0.2, 0.05])
                 objects.append((z, partial(draw_pole, canvas, str(kind), x, z, side, street)))
-            z += rng.uniform(10, 30)
+            z += rng.uniform(6, 16)
         if rng.random() < 0.35:  # street trees on the sidewalk, in front of the buildings
             tree_x = street.sidewalk_inner(side) + side * rng.uniform(0.8, 1.5)
             z = canvas.z_bottom + rng.uniform(0, 8)
@@ -38,7 +38,7 @@ def plan_street_furniture(canvas: Canvas, street: Street, objects: List[Tuple[fl
 def draw_pole(canvas: Canvas, kind: str, x: float, z: float, side: int, street: Street) -> None:
     rng = canvas.rng
     colour = pole_colour(rng)
-    width = rng.uniform(0.1, 0.2)
+    width = rng.uniform(0.2, 0.35)
     height = {
         'sign': rng.uniform(2.3, 3.4),
         'traffic_light': rng.uniform(2.8, 4.5),
@@ -67,7 +67,7 @@ def draw_pole(canvas: Canvas, kind: str, x: float, z: float, side: int, street: 
 
 def _draw_sign(canvas: Canvas, x: float, pole_top: float, z: float) -> None:
     rng = canvas.rng
-    size = rng.uniform(0.5, 0.9)
+    size = rng.uniform(0.9, 1.4)
     centre_y = pole_top + size / 2 - 0.1
     seen_from_behind = rng.random() < 0.3  # a plain grey back plate: only the shape and context remain
     face = grey(rng, 90, 170, 4) if seen_from_behind else jitter(rng, [(200, 30, 30), (30, 75, 180), (230, 200, 40),
@@ -91,7 +91,7 @@ def _draw_sign(canvas: Canvas, x: float, pole_top: float, z: float) -> None:
 def _draw_traffic_light(canvas: Canvas, x: float, bottom: float, z: float) -> None:
     rng = canvas.rng
     housing = jitter(rng, (30, 30, 32), 6) if rng.random() < 0.7 else jitter(rng, (190, 165, 50), 12)
-    width, height = 0.34, 1.0
+    width, height = 0.55, 1.5
     canvas.front_rect(x - width / 2, x + width / 2, bottom, bottom + height, z, housing, TRAFFIC_LIGHT)
     if rng.random() < 0.3:
         return  # seen from behind: an unlit box

@@ -35,17 +35,19 @@ def plan_traffic(canvas: Canvas, street: Street, occupancy: Occupancy,
                     objects.append((z, partial(draw_car, canvas, x_centre, z, length, bool(rng.random() < 0.5))))
                 z += length + rng.uniform(0.3, 2.5)
 
-    vehicles = ['car'] * int(rng.integers(1, 9))
-    vehicles += ['truck'] * int(rng.random() < 0.35) + ['bus'] * int(rng.random() < 0.3)
-    vehicles += ['motorcycle'] * int(rng.random() < 0.3) + ['bicycle'] * int(rng.random() < 0.35)
-    if rng.random() < 0.15:
-        vehicles.append('train')
+    # Long vehicles first, while the road is still free: placed after the cars, they rarely found room.
+    vehicles = ['train'] * int(rng.random() < 0.3) + ['bus'] * int(rng.random() < 0.45)
+    vehicles += ['truck'] * int(rng.random() < 0.5) + ['car'] * int(rng.integers(1, 9))
+    vehicles += ['motorcycle'] * int(rng.integers(0, 3)) + ['bicycle'] * int(rng.integers(0, 3))
     for vehicle in vehicles:
         for _ in range(10):  # a few tries to find free road
             lane = int(rng.integers(street.num_lanes))
             x_centre = street.lane_centre(lane) + rng.normal(0, 0.25)
             # Big vehicles further off, or they fill the whole frame.
-            z = max(random_depth(), 7.0) if vehicle in ('truck', 'bus', 'train') else random_depth()
+            if vehicle in ('truck', 'bus', 'train'):
+                z = max(random_depth(), 7.0)
+            else:  # two-wheelers mostly near, or they shrink to a few pixels
+                z = random_depth(70.0 if vehicle == 'car' else 35.0)
             facing = lane_faces_camera(lane)
             if vehicle == 'car':
                 length, half_width = rng.uniform(3.9, 4.9), 0.95
@@ -188,7 +190,9 @@ def draw_two_wheeler(canvas: Canvas, kind: str, x: float, z: float) -> None:
         rider_base, helmet = 0.5, True
     else:
         train_id = BICYCLE
-        canvas.front_rect(x - 0.03, x + 0.03, 0, 0.68, z, grey(rng, 10, 60, 4), train_id)
+        canvas.front_rect(x - 0.05, x + 0.05, 0, 0.68, z, grey(rng, 10, 60, 4), train_id)
+        # A rear rack with a crate or panniers: what makes a bicycle seen from behind more than a line.
+        canvas.front_rect(x - 0.2, x + 0.2, 0.45, 0.75, z - 0.05, jitter(rng, (60, 60, 60), 40), train_id)
         handlebar = canvas.project([x - 0.28, x + 0.28], 1.0, z)
         canvas.line(handlebar[0], handlebar[1], 1, grey(rng, 20, 120, 5), train_id)
         rider_base, helmet = 0.35, rng.random() < 0.4
