@@ -13,7 +13,9 @@ ONE = float(1 << SHIFT)
 
 
 class Canvas:
-    """Draws one street scene into an RGB float image and a train-ID label map.
+    """One scene being drawn: a random camera, the RGB float image and train-ID label map it paints, the random
+    generator every drawing step draws from, and the primitives that project world geometry into both maps.
+    The drawing modules (background, frontage, street furniture, vehicles, people, finishing) take a Canvas.
 
     World coordinates are metres: x to the right, y up from the ground, z forward along the road. The camera
     looks straight down the road, so every line parallel to it converges to the vanishing point on the horizon.
