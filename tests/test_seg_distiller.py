@@ -96,7 +96,7 @@ def test_evaluation_build_needs_no_teacher(toy_data_root, toy_teacher_ckpt, tmp_
     (dict(distill_losses=dict(loss_gdkd=dict(type='NoSuchLoss'))), KeyError, 'NoSuchLoss'),
     # the Runner hands the distiller the config's top-level data_preprocessor: a stale one must not pad silently
     (dict(data_preprocessor=dict(type='SegDataPreProcessor', size=(512, 1024))), ValueError,
-     r"data_preprocessor.size=\(512, 1024\) differs from the student's \(128, 256\)"),
+     r"data_preprocessor.size=\(512, 1024\) differs from the student's \(128, 128\)"),
     (dict(teacher_precision='half'), ValueError, "teacher_precision='half' is not one of 'fp32', 'bf16', 'fp16'"),
     (dict(teacher_precision='bf16', teacher=None, teacher_ckpt=None, teacher_channels_last='yes'), ValueError,
      "teacher_channels_last='yes' must be True or False"),

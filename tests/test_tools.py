@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+from mmengine.config import Config
 
 from conftest import cfg_options, config_path, run_tool, tiny_data_options
 
@@ -67,8 +68,12 @@ def test_export_student_round_trip_in_plain_mmseg(toy_data_root, toy_teacher_ckp
         'train_cfg.max_iters': 1, 'default_hooks.checkpoint.interval': 1, 'model.teacher_ckpt': toy_teacher_ckpt})
     run_tool('train.py', config_path('demo', 'gdkd_toy.py'), '--work-dir', str(tmp_path / 'run'),
              *cfg_options(options))
-    run_tool('export_student.py', config_path('demo', 'gdkd_toy.py'), str(tmp_path / 'run' / 'iter_1.pth'),
-             str(tmp_path / 'export'))
+    exported = run_tool('export_student.py', config_path('demo', 'gdkd_toy.py'), str(tmp_path / 'run' / 'iter_1.pth'),
+                        str(tmp_path / 'export'))
+    # the demo's class-weighted loss is a gdkd_seg type: the export names MMSeg's own, and says so
+    assert "gdkd_seg's ClassWeightedCrossEntropyLoss" in exported.stdout
+    exported_model = str(Config.fromfile(str(tmp_path / 'export' / 'student_config.py')).model)
+    assert 'ClassWeightedCrossEntropyLoss' not in exported_model and 'class_weight' not in exported_model
     image = sorted(glob.glob(osp.join(toy_data_root, 'leftImg8bit', 'val', '*', '*.png')))[0]
 
     # plain MMSeg, in a process that never imports gdkd_seg

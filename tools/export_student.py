@@ -7,7 +7,9 @@ config's data, evaluation and runtime settings) and ``OUT_DIR/student.pth`` (the
 MMSeg's EncoderDecoder names them, plus the dataset meta; plain tensors only, so ``torch.load(weights_only=True)``
 and MMSeg's ``tools/test.py`` / ``mmseg.apis.init_model`` read it on any torch). A checkpoint whose student weights
 are not those of the config's student (missing, unexpected or mis-shaped keys) is refused unless
-``--allow-partial``.
+``--allow-partial``. The toolkit's ``ClassWeightedCrossEntropyLoss`` (the demo's training loss) becomes MMSeg's
+``CrossEntropyLoss`` without class weights, with a printed note: MMSeg's own class weights fail on ignored pixels,
+and the loss plays no part in inference or evaluation.
 """
 import argparse
 import os
@@ -22,6 +24,23 @@ from gdkd_seg.state_dict_match import check_state_dict_matches
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
+
+
+def to_mmseg_losses(node) -> int:
+    """Turn every ``ClassWeightedCrossEntropyLoss`` in a config tree into MMSeg's unweighted ``CrossEntropyLoss``,
+    in place; returns how many were turned."""
+    turned = 0
+    if isinstance(node, dict):
+        if node.get('type') == 'ClassWeightedCrossEntropyLoss':
+            node['type'] = 'CrossEntropyLoss'
+            node.pop('class_weight', None)
+            turned += 1
+        children = node.values()
+    elif isinstance(node, (list, tuple)):
+        children = node
+    else:
+        return 0
+    return turned + sum(to_mmseg_losses(child) for child in children)
 
 
 def export_student(config_path: str, checkpoint_path: str, out_dir: str, allow_partial: bool = False) -> tuple:
@@ -44,6 +63,10 @@ def export_student(config_path: str, checkpoint_path: str, out_dir: str, allow_p
     if preprocessor:
         student['data_preprocessor'] = preprocessor.to_dict()
     student.pop('pretrained', None)
+    if to_mmseg_losses(student):
+        print('note: the student was trained with gdkd_seg\'s ClassWeightedCrossEntropyLoss; the exported config '
+              'names MMSeg\'s CrossEntropyLoss without class weights (MMSeg\'s class weights fail on ignored '
+              'pixels); inference and evaluation do not use it')
     cfg.model = student
     cfg.pop('custom_imports', None)
     cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', []) if hook.get('type') != 'DistillWarmupHook']

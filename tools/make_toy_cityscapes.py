@@ -18,21 +18,22 @@ import numpy as np
 
 
 def _load_generator_module() -> ModuleType:
-    """Load ``gdkd_seg/datasets/toy_cityscapes.py`` without running ``gdkd_seg/__init__.py``.
+    """Load the ``gdkd_seg/datasets/toy_cityscapes`` package without running ``gdkd_seg/__init__.py``.
 
-    The package's ``__init__`` imports torch and MMSeg and registers every model, seconds of start-up that
-    drawing images does not need; the generator module itself needs only numpy and OpenCV. The file is found
-    through the installed package (editable or not), or next to this script when it is not installed.
+    ``gdkd_seg``'s ``__init__`` imports torch and MMSeg and registers every model, seconds of start-up that
+    drawing images does not need; the generator package itself needs only numpy and OpenCV. It is found
+    through the installed ``gdkd_seg`` (editable or not), or next to this script when that is not installed.
     """
     package = importlib.util.find_spec('gdkd_seg')  # locates the package without executing it
     if package is not None and package.submodule_search_locations:
         package_dir = list(package.submodule_search_locations)[0]
     else:
         package_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'gdkd_seg')
-    path = os.path.join(package_dir, 'datasets', 'toy_cityscapes.py')
-    spec = importlib.util.spec_from_file_location('_gdkd_seg_toy_cityscapes', path)
+    generator_dir = os.path.join(package_dir, 'datasets', 'toy_cityscapes')
+    spec = importlib.util.spec_from_file_location('_gdkd_seg_toy_cityscapes', os.path.join(generator_dir, '__init__.py'),
+                                                  submodule_search_locations=[generator_dir])
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class body runs
+    sys.modules[spec.name] = module  # its relative imports (and dataclasses) look the package up by this name
     spec.loader.exec_module(module)
     return module
 
