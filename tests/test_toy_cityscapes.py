@@ -1,5 +1,6 @@
 """Tests of the procedural toy Cityscapes generator (gdkd_seg.datasets.toy_cityscapes) and its CLI."""
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from gdkd_seg.compat import make_torchvision_importable
 # mmseg imports torchvision, whose compiled ops do not load beside this torch build; a no-op once fixed.
 make_torchvision_importable()
 
+from gdkd_seg.datasets.toy_cityscapes import GENERATOR_VERSION, STAMP_FILE, generator_version  # noqa: E402
 from gdkd_seg.datasets import (CITYSCAPES_CLASSES, colorize_label, draw_scene, make_toy_cityscapes,  # noqa: E402
                                scene_generator)
 
@@ -286,3 +288,17 @@ def test_command_line_refuses_a_folder_with_images_unless_overwrite(tmp_path):
     assert 'replaced the existing train and val splits (10 files removed)' in replaced.stdout
     for kind in ('leftImg8bit', 'gtFine'):
         assert len(_pngs(out, kind, 'train')) == 2 and len(_pngs(out, kind, 'val')) == 1
+
+
+def test_stamp_records_the_generator_version_last(tmp_path):
+    """The demo refuses a toy city of another generator version (tools/demo.py); the stamp says which one made it."""
+    out = str(tmp_path / 'toy')
+    assert generator_version(out) is None
+    make_toy_cityscapes(out, num_train=2, num_val=1, size=(32, 64), seed=3, progress=False)
+    assert generator_version(out) == GENERATOR_VERSION
+    with open(os.path.join(out, STAMP_FILE)) as file:
+        assert json.load(file) == dict(generator_version=GENERATOR_VERSION, size=[32, 64], seed=3,
+                                       num_images=dict(train=2, val=1))
+    os.remove(os.path.join(out, STAMP_FILE))  # as an interrupted or pre-version-2 generation leaves it
+    assert generator_version(out) is None
+

@@ -34,10 +34,11 @@ response, noise), ``scene`` (composing one scene) and ``writer`` (the dataset on
 """
 from .classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, IGNORE_INDEX, colorize_label
 from .scene import draw_scene
-from .writer import (DEFAULT_CITIES, DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SIZE, make_toy_cityscapes,
-                     scene_generator)
+from .writer import (DEFAULT_CITIES, DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SIZE, GENERATOR_VERSION, STAMP_FILE,
+                     generator_version, make_toy_cityscapes, scene_generator)
 
 __all__ = [
     'CITYSCAPES_CLASSES', 'CITYSCAPES_PALETTE', 'IGNORE_INDEX', 'colorize_label', 'draw_scene', 'make_toy_cityscapes',
-    'scene_generator', 'DEFAULT_CITIES', 'DEFAULT_NUM_TRAIN', 'DEFAULT_NUM_VAL', 'DEFAULT_SIZE'
+    'scene_generator', 'generator_version', 'DEFAULT_CITIES', 'DEFAULT_NUM_TRAIN', 'DEFAULT_NUM_VAL', 'DEFAULT_SIZE',
+    'GENERATOR_VERSION', 'STAMP_FILE'
 ]
