@@ -9,8 +9,8 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.8',
     packages=find_packages(include=['gdkd_seg', 'gdkd_seg.*']),
-    # the CPU kernel's source, compiled on first use (gdkd_seg/losses/cpu_kernel.py)
-    package_data={'gdkd_seg.losses': ['grouped_kl.c']},
+    # the CPU kernel's source, compiled on first use (gdkd_seg/losses/kernels/cpu.py)
+    package_data={'gdkd_seg.losses.kernels': ['grouped_kl.c']},
     install_requires=[
         # safe checkpoint loading maps pickled names to narrow stand-ins: add_safe_globals takes such pairs from 2.6
         'torch>=2.6',
@@ -19,7 +19,7 @@ setup(
         'mmsegmentation>=1.2.0,<1.3.0',
         'numpy',
         'opencv-python',
-        # tools/reproduce.py: its table files (yaml.safe_load) and the summary's bar chart
+        # the harness's table files (yaml.safe_load); the charts of the harness, the demo and the teacher analysis
         'pyyaml',
         'matplotlib',
         # imported by mmseg.models at import time
@@ -27,8 +27,10 @@ setup(
         'regex',
     ],
     extras_require={
+        # ClsDistiller and configs/cls/
         'cls': ['mmpretrain>=1.2.0,<1.3.0'],
-        # triton: the losses' GPU kernel (CUDA builds of torch bring it); the tests run it through its interpreter
-        'tests': ['pytest', 'matplotlib', 'tensorboard', 'triton'],
+        # triton: the losses' GPU kernel (CUDA builds of torch bring it), which the tests run through its
+        # interpreter; mpmath: the tests' high-precision reference; ruff: make lint
+        'tests': ['pytest', 'triton', 'mpmath', 'ruff'],
     },
 )

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The project's GPU checks in one run, for a GPU machine lent for minutes (README, "Performance on a GPU"):
+# The project's GPU checks in one run, for a GPU machine at hand for minutes (docs/performance.md):
 #   1. the losses' Triton kernel compiled and tested on CUDA tensors against the PyTorch implementation;
-#   2. tools/benchmark_losses.py --device cuda, with a sweep of the kernel's tile size and warp count;
-#   3. tools/benchmark_distill_step.py on the reference config at 512x1024, batch 2 and 8, the teacher in fp32 and
-#      in bf16 (and bf16 + channels_last), with the data-loader report;
-#   4. tools/benchmark_teacher_precision.py: how far the teacher's logits and the GDKD loss move in bf16/fp16.
+#   2. tools/analysis_tools/benchmark_losses.py --device cuda, with a sweep of the kernel's tile size and warp
+#      count;
+#   3. tools/analysis_tools/benchmark_distill_step.py on the reference config at 512x1024, batch 2 and 8, the teacher
+#      in fp32 and in bf16 (and bf16 + channels_last), with the data-loader report;
+#   4. tools/analysis_tools/benchmark_teacher_precision.py: how far the teacher's logits and the GDKD loss move in
+#      bf16/fp16.
 # Each step has a time limit and writes its log to OUT_DIR (default gpu_logs/); a failed step does not stop the
-# others. Run from the repository root with the stack installed (on the lent machine: source .device/setup.sh).
+# others. Run from the repository root with the stack installed.
 #
 #   bash scripts/gpu_checks.sh [OUT_DIR]
 set -uo pipefail
@@ -33,20 +35,21 @@ step() {  # step NAME SECONDS COMMAND...
 } > "$out/summary.log" 2>&1
 cat "$out/summary.log"
 
-step kernel_tests 240 env TRITON_INTERPRET=0 python -m pytest tests/test_kernels.py -q -x -p no:cacheprovider \
+step kernel_tests 240 env TRITON_INTERPRET=0 python -m pytest tests/losses/test_kernels.py -q -x -p no:cacheprovider \
   -k 'triton and not hopper'
-step benchmark_losses 200 python tools/benchmark_losses.py --device cuda --repeats 20 \
+step benchmark_losses 200 python tools/analysis_tools/benchmark_losses.py --device cuda --repeats 20 \
   --launch-sweep 512x2 1024x4 2048x4 4096x8
 distill() {  # one distillation-step run per argument string, all into one log
   for extra in "$@"; do
     echo "### benchmark_distill_step.py $config --crop 512 1024 --repeats 10 $extra"
     # shellcheck disable=SC2086
-    python tools/benchmark_distill_step.py "$config" --crop 512 1024 --repeats 10 $extra || echo "FAILED: $extra"
+    python tools/analysis_tools/benchmark_distill_step.py "$config" --crop 512 1024 --repeats 10 $extra || echo "FAILED: $extra"
   done
 }
 export -f distill
 export config
-step distill_step 420 bash -c 'distill "$@"' distill '--batch 2 --data-samples 20' '--batch 2 --teacher-precision bf16 --skip-data' \
+step distill_step 420 bash -c 'distill "$@"' distill '--batch 2 --data-samples 20' \
+  '--batch 2 --teacher-precision bf16 --skip-data' \
   '--batch 2 --teacher-precision bf16 --channels-last --skip-data' '--batch 8 --skip-data' \
   '--batch 8 --teacher-precision bf16 --channels-last --skip-data'
-step teacher_precision 150 python tools/benchmark_teacher_precision.py "$config" --crop 512 1024 --batch 8 --repeats 10
+step teacher_precision 150 python tools/analysis_tools/benchmark_teacher_precision.py "$config" --crop 512 1024 --batch 8 --repeats 10

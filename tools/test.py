@@ -5,78 +5,66 @@
 For a distillation config only the student is built: testing never needs (or downloads) the teacher. A CHECKPOINT
 whose weights are not the model's (missing, unexpected or mis-shaped keys) is refused unless ``--allow-partial``.
 """
-import argparse
-import os
 
-import gdkd_seg  # noqa: F401  (registers the toolkit and applies the stack's compatibility fixes)
-from gdkd_seg.checkpoint_loading import loading_for
-from gdkd_seg.distributed import init_cpu_distributed
-from gdkd_seg.hooks import CheckpointMatchHook
-from gdkd_seg.run_config import (add_data_check_arguments, close_process_group, load_run_config,
-                                 prepare_run)
-from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from gdkd_seg.checkpoint.loading import loading_for
+from gdkd_seg.engine.cli import ArgumentParser, run_tool
+from gdkd_seg.engine.distributed import init_cpu_distributed
+from gdkd_seg.engine.hooks import CheckpointMatchHook
+from gdkd_seg.engine.runner_setup import (
+    add_run_arguments,
+    close_process_group,
+    load_config,
+    parse_run_arguments,
+    prepare_run,
+)
+from gdkd_seg.utils.errors import ConfigError
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test (and evaluate) a segmentor or a distilled student')
+DISTILLERS = ('SegDistiller', 'ClsDistiller')
+
+
+def parse_args():
+    parser = ArgumentParser(description='Test (and evaluate) a segmentor or a distilled student')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--out', type=str, help='the directory to save the output prediction files')
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument('--show-dir', help='directory where painted images will be saved')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings in the config')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
     parser.add_argument('--tta', action='store_true', help='test time augmentation')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     parser.add_argument('--allow-partial', action='store_true', default=False,
                         help='evaluate a checkpoint whose weights do not all match the model (missing, unexpected '
                              'or mis-shaped keys), with a warning; refused by default')
-    add_data_check_arguments(parser)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_run_arguments(parser)
+    return parse_run_arguments(parser)
 
 
-def trigger_visualization_hook(cfg: Config, args: argparse.Namespace) -> Config:
-    default_hooks = cfg.default_hooks
-    if 'visualization' not in default_hooks:
-        raise RuntimeError('VisualizationHook must be included in default_hooks; refer to usage '
-                           '"visualization=dict(type=\'VisualizationHook\')"')
-    visualization_hook = default_hooks['visualization']
-    visualization_hook['draw'] = True
-    if args.show:
-        visualization_hook['show'] = True
-        visualization_hook['wait_time'] = args.wait_time
-    if args.show_dir:
-        visualizer = cfg.visualizer
-        visualizer['save_dir'] = args.show_dir
-    return cfg
-
-
-def build_config(args: argparse.Namespace) -> Config:
+def build_config(args):
     """Load the config and apply the command-line flags the way MMSeg's tools/test.py does."""
-    cfg = load_run_config(args.config, args.launcher, args.cfg_options, args.work_dir)
+    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = args.checkpoint
-    if cfg.model.get('type') in ('SegDistiller', 'ClsDistiller'):
+    if cfg.model.get('type') in DISTILLERS:
         cfg.model.teacher = None
         cfg.model.teacher_ckpt = None
     if args.show or args.show_dir:
-        cfg = trigger_visualization_hook(cfg, args)
+        if 'visualization' not in cfg.default_hooks:
+            raise ConfigError("--show / --show-dir need a VisualizationHook in default_hooks: "
+                              "visualization=dict(type='VisualizationHook')")
+        cfg.default_hooks.visualization.draw = True
+        if args.show:
+            cfg.default_hooks.visualization.update(show=True, wait_time=args.wait_time)
+        if args.show_dir:
+            cfg.visualizer.save_dir = args.show_dir
     if args.tta:
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
         if cfg.get('default_scope') != 'mmseg':
-            raise ValueError('--out saves segmentation maps; for classification configs add mmpretrain\'s '
-                             "DumpResults metric to test_evaluator instead")
+            raise ConfigError("--out saves segmentation maps; for classification configs add mmpretrain's "
+                              'DumpResults metric to test_evaluator instead')
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     return prepare_run(cfg, ('test_dataloader',), args.data_check)
@@ -94,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

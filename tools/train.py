@@ -2,53 +2,48 @@
 
     python tools/train.py configs/gdkd/deeplabv3_r101_to_r18_cityscapes.py [--work-dir DIR] [--resume] [--amp]
 """
-import argparse
 import logging
-import os
 
-import gdkd_seg  # noqa: F401  (registers the toolkit and applies the stack's compatibility fixes)
-from gdkd_seg.distributed import init_cpu_distributed
-from gdkd_seg.run_config import (add_data_check_arguments, close_process_group, load_run_config,
-                                 prepare_run, start_training)
-from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from gdkd_seg.engine.cli import ArgumentParser, run_tool
+from gdkd_seg.engine.distributed import init_cpu_distributed
+from gdkd_seg.engine.runner_setup import (
+    add_run_arguments,
+    close_process_group,
+    load_config,
+    parse_run_arguments,
+    prepare_run,
+    start_training,
+)
+from gdkd_seg.utils.errors import ConfigError
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a segmentor or a distiller')
+
+def parse_args():
+    parser = ArgumentParser(description='Train a segmentor or a distiller')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--resume', action='store_true', default=False,
                         help='resume from the latest checkpoint in the work_dir automatically')
     parser.add_argument('--amp', action='store_true', default=False,
                         help='enable automatic-mixed-precision training')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings in the config, e.g. model.distill_losses.loss_gdkd.k=4')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    # torchrun passes LOCAL_RANK in the environment; older launchers pass --local_rank
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    add_data_check_arguments(parser)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_run_arguments(parser)
+    return parse_run_arguments(parser)
 
 
-def build_config(args: argparse.Namespace) -> Config:
+def build_config(args):
     """Load the config and apply the command-line flags the way MMSeg's tools/train.py does."""
-    cfg = load_run_config(args.config, args.launcher, args.cfg_options, args.work_dir)
+    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.type
         if optim_wrapper == 'AmpOptimWrapper':
             print_log('AMP training is already enabled in your config.', logger='current', level=logging.WARNING)
-        else:
-            assert optim_wrapper == 'OptimWrapper', \
-                f'`--amp` is only supported when the optimizer wrapper type is `OptimWrapper` but got {optim_wrapper}.'
+        elif optim_wrapper == 'OptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
+        else:
+            raise ConfigError(f'--amp needs the optimizer wrapper type OptimWrapper, got {optim_wrapper}')
     cfg.resume = args.resume
     return prepare_run(cfg, ('train_dataloader', 'val_dataloader'), args.data_check)
 
@@ -63,4 +58,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -21,7 +21,3 @@ safe_default_hooks = dict(
     random_state=dict(type='RandomStateHook'))
 # 4 GPUs x 4 images; with another total batch pass --cfg-options auto_scale_lr.enable=True to scale the lr.
 auto_scale_lr = dict(enable=False, base_batch_size=16)
-# The GDKD authors publish no recipe for these datasets; their distillation, as in the Cityscapes configs: the
-# auxiliary (FCN) head distilled too, at 0.4 x the main weight, and no distillation warm-up (full weight from the
-# first iteration; configs/README.md, "The authors' recipe, point by point").
-authors_aux_distill_weight = 0.4

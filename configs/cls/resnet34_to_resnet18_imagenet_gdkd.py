@@ -1,4 +1,4 @@
-# GDKD: ResNet-34 teacher (mmpretrain zoo, 73.62 top-1) -> ResNet-18 student on ImageNet-1k.
+# GDKD: ResNet-34 teacher (mmpretrain zoo) -> ResNet-18 student on ImageNet-1k.
 # The authors' ImageNet settings (those of DKD): 100 epochs, total batch 512 (8 GPUs x 64), SGD lr 0.2, momentum 0.9,
 # weight decay 1e-4, lr x0.1 at epochs 30/60/90, student CE weight 1; GDKD k=5, w0=0.5, w1=1, w2=1, T=1, with the
 # full distillation weight from the first step (their WARMUP: 1).
@@ -20,10 +20,8 @@ model = dict(
     distill_losses=dict(
         loss_gdkd=dict(type='GDKDLoss', k=5, w0=0.5, w1=1.0, w2=1.0, temperature=1.0, loss_weight=1.0)))
 
-# mmpretrain's 5 workers are for 32 images per GPU. Its pipeline (JPEG decode, RandomResizedCrop 224, flip) takes
-# ~7 ms per ImageNet-sized (500x375) image on one core of this project's CPU machine, so a batch of 64 is ~470 ms of
-# one worker's time: 10 workers make one every ~50 ms, likely still slower than an H200-class GPU's step (not
-# measured on one). Raise num_workers as far as the machine's cores allow (8 GPUs x 10 = 80 here).
+# mmpretrain's 5 workers are for 32 images per GPU; 10 for 64 images (the pipeline's cost per image: docs/
+# classification.md). Raise num_workers as far as the machine's cores allow (8 GPUs x 10 = 80 here).
 # persistent_workers keeps the workers alive between epochs; pin_memory makes the copy to the GPU asynchronous.
 train_dataloader = dict(batch_size=64, num_workers=10, persistent_workers=True, pin_memory=True)
 val_dataloader = dict(batch_size=64)

@@ -6,8 +6,8 @@
 #   1 GPU: python tools/train.py configs/cls/resnet50_to_resnet18_cifar100_gdkd.py
 # Data: mmpretrain's CIFAR100 dataset reads (and, when missing, downloads) the python version of CIFAR-100 into
 # data/cifar100.
-# Teacher: mmpretrain's zoo ResNet-50 for CIFAR-100 (configs/resnet/metafile.yml: resnet50_8xb16_cifar100, 79.90
-# top-1). To distil from a teacher of your own, train it with mmpretrain's configs/resnet/resnet50_8xb16_cifar100.py
+# Teacher: mmpretrain's zoo ResNet-50 for CIFAR-100 (configs/resnet/metafile.yml: resnet50_8xb16_cifar100). To
+# distil from a teacher of your own, train it with mmpretrain's configs/resnet/resnet50_8xb16_cifar100.py
 # and pass --cfg-options model.teacher_ckpt=PATH.
 _base_ = [
     'mmpretrain::_base_/datasets/cifar100_bs16.py',
@@ -33,10 +33,9 @@ model = dict(
     distill_losses=dict(
         loss_gdkd=dict(type='GDKDLoss', k=5, w0=1.0, w1=1.0, w2=8.0, temperature=4.0, loss_weight=1.0)))
 
-# CIFAR's 32x32 images are in memory, but their pipeline (pad-crop, flip, pack) still takes ~0.4 ms per image on one
-# core of this project's CPU machine: 25 ms per batch of 64, so mmpretrain's 2 workers make a batch every ~13 ms,
-# about what a modern GPU's step takes here (not measured on one); 4 make one every ~6 ms. persistent_workers saves
-# restarting them in each of the 240 epochs; pin_memory makes the copy to the GPU asynchronous.
+# CIFAR's 32x32 images are in memory, but their pipeline (pad-crop, flip, pack) still costs time per image
+# (docs/classification.md): 4 workers instead of mmpretrain's 2. persistent_workers saves restarting them in each of
+# the 240 epochs; pin_memory makes the copy to the GPU asynchronous.
 train_dataloader = dict(batch_size=64, num_workers=4, persistent_workers=True, pin_memory=True)
 val_dataloader = dict(batch_size=64)
 test_dataloader = val_dataloader

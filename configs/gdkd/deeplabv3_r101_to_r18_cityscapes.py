@@ -1,29 +1,23 @@
-# GDKD: DeepLabV3-R101-D8 teacher (MMSeg zoo, 80.2 mIoU) -> DeepLabV3-R18-D8 student on Cityscapes.
+# GDKD: DeepLabV3-R101-D8 teacher (MMSeg zoo) -> DeepLabV3-R18-D8 student on Cityscapes.
 # The authors' recipe (ZaberKo/seg-gdkd train_kd.py and train_scripts/train_kd/): 40k iterations, total batch 16
 # (8 GPUs x 2), SGD lr 0.02, momentum 0.9, weight decay 5e-4, poly decay 0.9 to 1e-4, crop 512x1024, auxiliary head
 # distilled at 0.4 x the main weight, no distillation warm-up; GDKD k=3, w0=1, w1=1, w2=2, T=1. What differs from
-# their recipe, and why: configs/README.md ("The authors' recipe, point by point").
+# their recipe, and why: configs/README.md ("The authors' recipe, point by point"). Every other 40k Cityscapes config
+# inherits this file.
 #   8 GPUs: tools/dist_train.sh configs/gdkd/deeplabv3_r101_to_r18_cityscapes.py 8
-_base_ = ['mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py', '../_base_/cityscapes_gdkd_distiller.py']
+_base_ = [
+    'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py', '../_base_/gdkd_distiller.py',
+    '../_base_/cityscapes_teacher.py'
+]
 custom_imports = dict(imports=['gdkd_seg'], allow_failed_imports=False)
 
-# MMSeg's DeepLabV3-R18-D8 student in the distiller of _base_/cityscapes_gdkd_distiller.py (teacher, its weights, GDKD).
-model = dict(
-    _delete_=True,
-    student=_base_.model,
-    **_base_.cityscapes_gdkd_distiller,
-    # The authors' trainer distils the auxiliary (FCN, ResNet stage 3) head too for ResNet students:
-    # kd_loss += 0.4 * lambda_kd * criterion_kd(student aux logits, teacher aux logits). Same losses, x 0.4.
-    # Every config inherits it; students without an auxiliary head (SegFormer) set 0, as does CWD (see its config).
-    aux_distill_weight=0.4)
+# MMSeg's DeepLabV3-R18-D8 student, the Cityscapes teacher and the GDKD distiller of _base_.
+model = dict(_delete_=True, student=_base_.model, **_base_.cityscapes_teacher, **_base_.gdkd_distiller)
 
-# Loader sized for one modern GPU per process (every config here inherits it). Measured on an H200 (issue 12): the
-# training pipeline (RandomResize 0.5-2.0 of a 1024x2048 image, crop, flip, PhotoMetricDistortion) takes ~75 ms per
-# image on one core, and the distillation step ~54 ms per batch of 2, so a batch needs 2 x 75 / 54 = 2.8 workers
-# to be ready in time; MMSeg's 2 starve the GPU. 8 leave room for real photos (slower to decode than the toy images
-# measured), a faster step (bf16 teacher) and busy cores; 8 GPUs then use 64 cores. persistent_workers keeps the
-# workers (and their dataset copies) alive between epochs; pin_memory lets the batch copy to the GPU asynchronously.
-# Check a machine with: python tools/benchmark_distill_step.py CONFIG --batch 2 (its "data loading" table).
+# 8 loader workers per GPU process, persistent and pinned: MMSeg's 2 cannot make a batch of this pipeline (random
+# resize of a 1024x2048 image, crop, flip, photometric distortion) within a distillation step on a current GPU
+# (configs/README.md, "Data loader", has the measurement). Check a machine with
+# `python tools/analysis_tools/benchmark_distill_step.py CONFIG --batch 2` (its "data loading" table).
 train_dataloader = dict(batch_size=2, num_workers=8, persistent_workers=True, pin_memory=True)
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0005))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=40000, by_epoch=False)]

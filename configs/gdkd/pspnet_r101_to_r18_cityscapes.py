@@ -1,4 +1,4 @@
-# GDKD: PSPNet-R101-D8 teacher (MMSeg zoo, 79.76 mIoU) -> PSPNet-R18-D8 student on Cityscapes, the pair of the CWD
+# GDKD: PSPNet-R101-D8 teacher (MMSeg zoo) -> PSPNet-R18-D8 student on Cityscapes, the pair of the CWD
 # paper and MMRazor (the GDKD paper's PSPNet student learns from DeepLabV3-R101: deeplabv3_r101_to_pspnet_r18_...).
 # Only the teacher differs from deeplabv3_r101_to_pspnet_r18_cityscapes.py, which itself differs from the reference
 # config only in the student: schedule, GDKD settings and auxiliary distillation are the reference's.

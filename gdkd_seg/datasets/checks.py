@@ -6,8 +6,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, List, Optional, Tuple
 
+import cv2
 import numpy as np
 from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.registry import DefaultScope
+from mmseg.registry import DATASETS
+from PIL import Image
+
+from ..engine.distributed import is_main_process_by_env
+from ..utils.errors import UserError
 
 DATA_README = 'data/README.md'
 
@@ -21,10 +29,14 @@ def _datasets(dataset_cfg: dict) -> List[dict]:
     return [dataset_cfg]
 
 
+class MissingDataError(UserError, FileNotFoundError):
+    """A dataset folder a config points to that does not exist."""
+
+
 def check_data_roots(cfg: Config, splits: Iterable[str] = ('train_dataloader', 'val_dataloader',
                                                             'test_dataloader')) -> None:
-    """Raise ``FileNotFoundError`` naming the folder when a dataloader's ``data_root`` or image/label folder is
-    missing, and point to ``data/README.md`` for the expected layout.
+    """Raise :class:`MissingDataError` (a ``FileNotFoundError``) naming the folder when a dataloader's ``data_root``
+    or image/label folder is missing, and point to ``data/README.md`` for the expected layout.
 
     Only segmentation configs (``default_scope='mmseg'``) are checked: mmpretrain datasets take other layouts
     and some (CIFAR) download themselves.
@@ -42,18 +54,18 @@ def check_data_roots(cfg: Config, splits: Iterable[str] = ('train_dataloader', '
         for dataset in _datasets(loader['dataset']):
             data_root = dataset.get('data_root') or ''
             if data_root and not osp.isdir(data_root):
-                raise FileNotFoundError(
+                raise MissingDataError(
                     f'{split}: data_root {data_root!r} does not exist. Put the dataset there (layout in '
                     f'{DATA_README}) or pass --cfg-options {split}.dataset.data_root=PATH')
             for kind, folder in (dataset.get('data_prefix') or {}).items():
                 path = osp.join(data_root, folder)
                 if folder and not osp.isdir(path):
-                    raise FileNotFoundError(
+                    raise MissingDataError(
                         f'{split}: {kind} folder {path!r} does not exist under data_root {data_root!r}; '
                         f'see {DATA_README} for the expected layout')
 
 
-class DatasetCheckError(ValueError):
+class DatasetCheckError(UserError, ValueError):
     """A dataset split that training would choke on: empty, unreadable files, bad label values, size mismatches."""
 
 
@@ -68,8 +80,6 @@ def _check_pair(img_path: str, seg_map_path: Optional[str], valid_labels: np.nda
     costs well under a millisecond), or with ``decode_images`` decoded in full, which also finds a truncated or
     corrupt body; the label map is always decoded in full to read its values.
     """
-    import cv2
-    from PIL import Image
     problems = []
     try:
         with Image.open(img_path) as image:
@@ -138,8 +148,8 @@ def check_dataset_files(cfg: Config, splits: Iterable[str] = ('train_dataloader'
     Up to 8 threads share the work: the toy city's 250 pairs take about 0.1 s; a 2048x1024 pair costs about 10 ms of
     CPU (decoding the label map), so Cityscapes' 3475 train + 500 val pairs take about 40 CPU-seconds, a few seconds
     of wall time on 8 cores. ``mode='full'`` adds the decoding of every image: the toy city's 250 pairs take 0.3 s
-instead of 0.1 s, and a 2048x1024 PNG takes about 0.17 s of CPU to decode (measured on the project's shared 2-core
-machine while tests ran), so Cityscapes takes about 11 CPU-minutes more, a minute and a half on 8 cores.
+    instead of 0.1 s, and a 2048x1024 PNG takes about 0.17 s of CPU to decode (measured on a 2-core CPU machine
+    while tests ran), so Cityscapes takes about 11 CPU-minutes more, a minute and a half on 8 cores.
 
     Only segmentation configs (``default_scope='mmseg'``) on local files are scanned, and on a distributed run only
     rank 0 scans (the others fail with it). ``tools/train.py`` and ``tools/test.py`` call this with their
@@ -156,12 +166,8 @@ machine while tests ran), so Cityscapes takes about 11 CPU-minutes more, a minut
     """
     if mode not in WHAT_IS_CHECKED:
         raise ValueError(f"mode must be one of {', '.join(WHAT_IS_CHECKED)}, got {mode!r}")
-    if cfg.get('default_scope') != 'mmseg' or os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')) != '0':
+    if cfg.get('default_scope') != 'mmseg' or not is_main_process_by_env():
         return
-    from mmengine.logging import print_log
-    from mmengine.registry import DefaultScope
-    from mmseg.registry import DATASETS
-
     checked = set()
     for split in splits:
         loader = cfg.get(split)

@@ -14,6 +14,7 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from ..utils.errors import ConfigError
 from .inputs import check_inputs, mean_over_valid, to_compute_dtype
 from .options import check_options
 
@@ -29,13 +30,13 @@ def check_dist_options(beta: float, gamma: float, temperature: float, per_image_
     """Validate DIST's options (see :func:`dist_loss`); shared by the function and ``DISTLoss``.
 
     Raises:
-        ValueError: naming the option; also when both weights are 0 (the loss would be identically 0).
+        ConfigError: (a ValueError) naming the option; also when both weights are 0 (the loss would be identically 0).
     """
     check_options(beta=beta, gamma=gamma, temperature=temperature, per_image_intra=per_image_intra,
                   ignore_index=ignore_index)
     if beta == 0 and gamma == 0:
-        raise ValueError('DIST with beta=0 and gamma=0 is identically 0; set beta (inter-class) or gamma '
-                         '(intra-class) > 0')
+        raise ConfigError('DIST with beta=0 and gamma=0 is identically 0; set beta (inter-class) or gamma '
+                          '(intra-class) > 0')
 
 
 def _pearson(x: Tensor, y: Tensor, dim: Union[int, Tuple[int, ...]], weights: Optional[Tensor] = None) -> Tensor:

@@ -14,7 +14,7 @@ from .gdkd import dkd_loss, gdkd3_loss, gdkd_loss, kd_loss
 from .options import check_options
 
 
-class _DistillLoss(nn.Module):
+class DistillLoss(nn.Module):
     """``loss_weight × loss_fn(student_logits, teacher_logits, gt, **options)``.
 
     Every option, ``loss_weight`` and ``loss_name`` are validated here, when the loss is built (see
@@ -47,7 +47,7 @@ class _DistillLoss(nn.Module):
 
 
 @MODELS.register_module()
-class GDKDLoss(_DistillLoss):
+class GDKDLoss(DistillLoss):
     """GDKD: ``T²·[w0·KL(b_t‖b_s) + w1·KL within the teacher's top-k + w2·KL within the rest]``.
 
     Defaults are the authors' segmentation settings. See :func:`gdkd_seg.losses.gdkd_loss` for every argument.
@@ -66,7 +66,7 @@ class GDKDLoss(_DistillLoss):
 
 
 @MODELS.register_module()
-class GDKD3Loss(_DistillLoss):
+class GDKD3Loss(DistillLoss):
     """GDKD with three groups (top-1, top-2..k, rest); see :func:`gdkd_seg.losses.gdkd3_loss`."""
 
     loss_fn = staticmethod(gdkd3_loss)
@@ -78,7 +78,7 @@ class GDKD3Loss(_DistillLoss):
 
 
 @MODELS.register_module()
-class DKDLoss(_DistillLoss):
+class DKDLoss(DistillLoss):
     """DKD: ground-truth class against the rest; see :func:`gdkd_seg.losses.dkd_loss`."""
 
     loss_fn = staticmethod(dkd_loss)
@@ -90,7 +90,7 @@ class DKDLoss(_DistillLoss):
 
 
 @MODELS.register_module()
-class KDLoss(_DistillLoss):
+class KDLoss(DistillLoss):
     """Per-pixel KD, ``T²·KL(p_t‖p_s)``; see :func:`gdkd_seg.losses.kd_loss`."""
 
     loss_fn = staticmethod(kd_loss)
@@ -102,7 +102,7 @@ class KDLoss(_DistillLoss):
 
 
 @MODELS.register_module()
-class DISTLoss(_DistillLoss):
+class DISTLoss(DistillLoss):
     """DIST: ``β·inter-class + γ·intra-class`` Pearson distances of ``softmax(z/T)``; see
     :func:`gdkd_seg.losses.dist_loss` (ignored pixels left out, no T²). Defaults are the authors' Cityscapes
     settings. ``beta=0`` gives the intra-class term alone, as the authors add it to GDKD, DKD and KD."""
@@ -117,7 +117,7 @@ class DISTLoss(_DistillLoss):
 
 
 @MODELS.register_module()
-class CWDLoss(_DistillLoss):
+class CWDLoss(DistillLoss):
     """Channel-wise distillation; see :func:`gdkd_seg.losses.cwd_loss`. Ignores ``gt``."""
 
     def __init__(self, temperature: float = 1.0, loss_weight: float = 1.0, loss_name: str = 'loss_cwd') -> None:

@@ -8,6 +8,8 @@ import math
 import numbers
 from typing import Any, Optional
 
+from ..utils.errors import ConfigError
+
 # options that weigh a loss term: real numbers >= 0
 WEIGHT_OPTIONS = ('w0', 'w1', 'w2', 'alpha', 'beta', 'gamma', 'entropy_weight', 'loss_weight')
 # switches: exactly True or False (a truthy string or 1 is a mistake, not a choice)
@@ -24,48 +26,48 @@ def _describe(value: Any) -> str:
 def _check_real(name: str, value: Any) -> float:
     """``value`` as a float when it is a finite real number (not a bool, a string, a tensor...), else raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f'{name} must be a finite number, got {name}={_describe(value)}')
+        raise ConfigError(f'{name} must be a finite number, got {name}={_describe(value)}')
     return float(value)
 
 
 def _check_option(name: str, value: Any, num_classes: Optional[int]) -> None:
     if name in WEIGHT_OPTIONS:
         if _check_real(name, value) < 0:
-            raise ValueError(f'{name} must be >= 0 (a weight), got {name}={value}')
+            raise ConfigError(f'{name} must be >= 0 (a weight), got {name}={value}')
     elif name == 'temperature':
         if not _check_real(name, value) > 0:
-            raise ValueError(f'temperature must be > 0, got temperature={value}')
+            raise ConfigError(f'temperature must be > 0, got temperature={value}')
     elif name == 'top_p':
         if not 0 < _check_real(name, value) <= 1:
-            raise ValueError(f'top_p must be in (0, 1], got top_p={value}')
+            raise ConfigError(f'top_p must be in (0, 1], got top_p={value}')
     elif name in CLASS_COUNT_OPTIONS:
         if value is None and name == 'k_max':  # no cap
             return
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ValueError(f'{name} must be an integer, got {name}={_describe(value)}')
+            raise ConfigError(f'{name} must be an integer, got {name}={_describe(value)}')
         if value < 1:
-            raise ValueError(f'{name} must be >= 1, got {name}={value}')
+            raise ConfigError(f'{name} must be >= 1, got {name}={value}')
         if num_classes is not None and value > num_classes:
-            raise ValueError(f'{name}={value} is larger than the number of classes C={num_classes}')
+            raise ConfigError(f'{name}={value} is larger than the number of classes C={num_classes}')
     elif name == 'partition':
         if value not in PARTITIONS:
-            raise ValueError(f"partition must be 'topk' or 'topp', got partition={value!r}")
+            raise ConfigError(f"partition must be 'topk' or 'topp', got partition={value!r}")
     elif name == 'ignore_index':
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ValueError(f'ignore_index must be an integer label, got ignore_index={_describe(value)}')
+            raise ConfigError(f'ignore_index must be an integer label, got ignore_index={_describe(value)}')
     elif name in BOOL_OPTIONS:
         if not isinstance(value, bool):
-            raise ValueError(f'{name} must be True or False, got {name}={_describe(value)}')
+            raise ConfigError(f'{name} must be True or False, got {name}={_describe(value)}')
     elif name == 'loss_name':
         if not isinstance(value, str) or 'loss' not in value:
-            raise ValueError(f"loss_name must be a string containing 'loss' (MMEngine optimises only such keys), "
-                             f'got loss_name={_describe(value)}')
+            raise ConfigError(f"loss_name must be a string containing 'loss' (MMEngine optimises only such keys), "
+                              f'got loss_name={_describe(value)}')
     else:
         raise TypeError(f'no validation rule for the loss option {name!r}')
 
 
 def check_options(num_classes: Optional[int] = None, **options: Any) -> None:
-    """Raise a ``ValueError`` naming the option for the first invalid one in ``options``.
+    """Raise a :class:`ConfigError` naming the option for the first invalid one in ``options``.
 
     Args:
         num_classes: the number of classes C, when known: ``k`` and ``k_max`` may not exceed it.
@@ -76,7 +78,7 @@ def check_options(num_classes: Optional[int] = None, **options: Any) -> None:
             ``ignore_incorrect`` (bools) and ``loss_name`` (a string containing ``loss``).
 
     Raises:
-        ValueError: naming the option, its value and what it must be.
+        ConfigError: (a ValueError) naming the option, its value and what it must be.
         TypeError: for an option name this function has no rule for (a programming error).
     """
     for name, value in options.items():

@@ -1,11 +1,20 @@
-"""Distiller models: ``SegDistiller`` (MMSeg) and the frozen-teacher helpers they share; a class-weighted
-cross-entropy for MMSeg decode heads."""
-from .class_weighted_ce import ClassWeightedCrossEntropyLoss, class_weighted_cross_entropy
-from .cls_distiller import ClsDistiller
-from .seg_distiller import SegDistiller
-from .teacher import build_frozen_teacher, load_teacher_weights, teacher_model_config
+"""The distillers: ``SegDistiller`` (MMSeg) and ``ClsDistiller`` (mmpretrain, with the ``[cls]`` extra), the frozen
+teacher they share (:mod:`.frozen_teacher`), their set of distillation losses (:mod:`.loss_set`) and the heads of a
+segmentor (:mod:`.segmentor_heads`)."""
+import importlib.util
 
-__all__ = [
-    'ClassWeightedCrossEntropyLoss', 'class_weighted_cross_entropy', 'ClsDistiller', 'SegDistiller',
-    'build_frozen_teacher', 'load_teacher_weights', 'teacher_model_config'
-]
+from ..utils.errors import require_extra
+from .frozen_teacher import build_frozen_teacher, load_teacher_weights, teacher_model_config
+from .seg_distiller import SegDistiller
+
+if importlib.util.find_spec('mmpretrain') is not None:
+    from .cls_distiller import ClsDistiller  # noqa: F401  (registers it in mmpretrain's MODELS)
+
+__all__ = ['ClsDistiller', 'SegDistiller', 'build_frozen_teacher', 'load_teacher_weights', 'teacher_model_config']
+
+
+def __getattr__(name: str):
+    """``ClsDistiller`` without mmpretrain: say which extra installs it."""
+    if name == 'ClsDistiller':
+        require_extra('mmpretrain', 'cls', 'ClsDistiller')
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -4,7 +4,6 @@ import math
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
-from mmengine.config import Config
 from mmengine.utils import is_list_of
 from mmpretrain.models.classifiers.base import BaseClassifier
 from mmpretrain.models.heads import ClsHead
@@ -13,8 +12,9 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from ..losses import DKDLoss
-from .distill_losses import build_distill_losses, check_class_options, distill_loss_dict
-from .teacher import FrozenTeacherMixin, build_frozen_teacher, teacher_model_config
+from ..utils.errors import ConfigError
+from .frozen_teacher import FrozenTeacherMixin, build_frozen_teacher, teacher_model_config
+from .loss_set import build_distill_losses, check_class_options, distill_loss_dict
 
 # Losses that split the classes at the ground-truth label and so need one hard label per image.
 LABEL_LOSSES = (DKDLoss,)
@@ -24,20 +24,6 @@ NO_IGNORE_INDEX = -1
 
 def _add_prefix(values: Dict[str, Tensor], prefix: str) -> Dict[str, Tensor]:
     return {f'{prefix}.{key}': value for key, value in values.items()}
-
-
-def _teacher_data_preprocessor(teacher: Union[dict, str], teacher_cfg: dict) -> dict:
-    """The teacher's data preprocessor: its model's, or (mmpretrain configs keep it at the top level) its config's."""
-    if teacher_cfg.get('data_preprocessor'):
-        return teacher_cfg['data_preprocessor']
-    if isinstance(teacher, str):  # teacher_model_config has already checked the path
-        if '::' in teacher:
-            from mmengine.hub import get_config
-            config = get_config(teacher)
-        else:
-            config = Config.fromfile(teacher)
-        return config.get('data_preprocessor') or {}
-    return {}
 
 
 def _normalisation(preprocessor: Union[dict, nn.Module], key: str):
@@ -125,7 +111,7 @@ class ClsDistiller(FrozenTeacherMixin, BaseClassifier):
         self.set_teacher(None, teacher_precision, teacher_channels_last)
         if teacher is not None:
             teacher_cfg = teacher_model_config(teacher)
-            self._check_teacher_config(teacher_cfg, _teacher_data_preprocessor(teacher, teacher_cfg), num_classes)
+            self._check_teacher_config(teacher_cfg, teacher_cfg.get('data_preprocessor') or {}, num_classes)
             teacher_cfg.pop('data_preprocessor', None)
             teacher_cfg.pop('train_cfg', None)
             self.set_teacher(build_frozen_teacher(teacher_cfg, teacher_ckpt, MODELS), teacher_precision,
@@ -154,7 +140,7 @@ class ClsDistiller(FrozenTeacherMixin, BaseClassifier):
             if loss_class is not None and 'ignore_index' in inspect.signature(loss_class).parameters:
                 ignore_index = cfg.setdefault('ignore_index', NO_IGNORE_INDEX)
                 if num_classes is not None and 0 <= ignore_index < num_classes:
-                    raise ValueError(
+                    raise ConfigError(
                         f'distill_losses.{name}.ignore_index={ignore_index} is one of the student\'s {num_classes} '
                         'classes: images of that class would be left out of the distillation loss. '
                         'Classification has no ignore label; leave ignore_index unset')
@@ -166,7 +152,7 @@ class ClsDistiller(FrozenTeacherMixin, BaseClassifier):
         label_losses = [name for name, loss in self.distill_losses.items() if isinstance(loss, LABEL_LOSSES)]
         if batch_augments is not None and label_losses:
             augments = [type(aug).__name__ for aug in getattr(batch_augments, 'augments', []) if aug is not None]
-            raise ValueError(
+            raise ConfigError(
                 f'distill_losses {label_losses} (DKD) split the classes at each image\'s ground-truth label, but the '
                 f'data preprocessor\'s batch_augments {augments or batch_augments} mix the labels of two images '
                 'into a soft gt_score, so there is no single label to split at. Remove the batch augments '
@@ -177,8 +163,8 @@ class ClsDistiller(FrozenTeacherMixin, BaseClassifier):
                               num_classes: Optional[int]) -> None:
         teacher_classes = (teacher_cfg.get('head') or {}).get('num_classes')
         if teacher_classes != num_classes:
-            raise ValueError(f'teacher head.num_classes={teacher_classes} but student has {num_classes}; '
-                             'teacher and student must predict the same classes')
+            raise ConfigError(f'teacher head.num_classes={teacher_classes} but student has {num_classes}; '
+                              'teacher and student must predict the same classes')
         if not teacher_preprocessor:  # an inline teacher without one: nothing to compare
             return
         for key in ('mean', 'std', 'to_rgb'):
@@ -188,8 +174,8 @@ class ClsDistiller(FrozenTeacherMixin, BaseClassifier):
             else:
                 same = ours == theirs
             if not same:
-                raise ValueError(f'teacher data_preprocessor.{key}={theirs} differs from the distiller\'s {ours}; '
-                                 'the teacher sees the same inputs')
+                raise ConfigError(f'teacher data_preprocessor.{key}={theirs} differs from the distiller\'s {ours}; '
+                                  'the teacher sees the same inputs')
 
     # the student's parts, for tools that look at a classifier's backbone, neck or head
     @property
@@ -253,8 +239,8 @@ class ClsDistiller(FrozenTeacherMixin, BaseClassifier):
                 label.numel() == 1 for label in labels):
             return torch.cat([label.reshape(1) for label in labels])
         if any(isinstance(loss, LABEL_LOSSES) for loss in self.distill_losses.values()):
-            raise ValueError('DKD needs exactly one gt_label per image; this batch has images without a label '
-                             'or with several (multi-label data)')
+            raise ConfigError('DKD needs exactly one gt_label per image; this batch has images without a label '
+                              'or with several (multi-label data)')
         return None
 
     def predict(self, inputs: Tensor, data_samples: Optional[List[DataSample]] = None,

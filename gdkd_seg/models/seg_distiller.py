@@ -7,52 +7,10 @@ from mmseg.registry import MODELS
 from mmseg.utils import OptSampleList, SampleList, add_prefix
 from torch import Tensor, nn
 
-from .distill_losses import build_distill_losses, check_class_options, distill_loss_dict
-from .teacher import FrozenTeacherMixin, build_frozen_teacher, teacher_model_config
-
-
-def _heads(head: Optional[nn.Module]) -> List[nn.Module]:
-    if head is None:
-        return []
-    return list(head) if isinstance(head, nn.ModuleList) else [head]
-
-
-def auxiliary_heads(segmentor: nn.Module) -> List[nn.Module]:
-    """A segmentor's auxiliary heads, in order; none when it has none (MMSeg's EncoderDecoder then has no
-    ``auxiliary_head`` attribute at all)."""
-    return _heads(getattr(segmentor, 'auxiliary_head', None))
-
-
-def prediction_head(segmentor: nn.Module) -> nn.Module:
-    """The decode head that makes a segmentor's prediction: its decode head, or a cascade's last stage."""
-    return _heads(segmentor.decode_head)[-1]
-
-
-def head_logits(segmentor: nn.Module, features: List[Tensor],
-                with_aux: bool = True) -> Tuple[List[Tensor], List[Tensor]]:
-    """The logits of a segmentor's heads on its backbone (and neck) features.
-
-    Args:
-        segmentor: an MMSeg EncoderDecoder, or a CascadeEncoderDecoder whose decode stages each read the previous
-            stage's logits (e.g. OCRNet).
-        features: ``segmentor.extract_feat(inputs)``.
-        with_aux: also compute the auxiliary heads' logits.
-
-    Returns:
-        ``(decode, aux)``: the logits of each decode stage in order (one for an EncoderDecoder; the last is the
-        prediction) and of each auxiliary head (empty without ``with_aux`` or auxiliary heads).
-    """
-    first, *later = _heads(segmentor.decode_head)
-    decode = [first(features)]
-    for stage in later:
-        decode.append(stage(features, decode[-1]))
-    aux = [head(features) for head in auxiliary_heads(segmentor)] if with_aux else []
-    return decode, aux
-
-
-def _names(prefix: str, count: int) -> List[str]:
-    """Log prefixes of ``count`` heads as MMSeg names them: ``prefix`` for one head, ``prefix_<i>`` for several."""
-    return [prefix] if count == 1 else [f'{prefix}_{index}' for index in range(count)]
+from ..utils.errors import ConfigError
+from .frozen_teacher import FrozenTeacherMixin, build_frozen_teacher, teacher_model_config
+from .loss_set import build_distill_losses, check_class_options, distill_loss_dict
+from .segmentor_heads import auxiliary_heads, decode_heads, head_logits, log_names, prediction_head
 
 
 def _config_num_classes(decode_head: Union[dict, list, None]) -> Optional[int]:
@@ -85,8 +43,8 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
             student head learns from the i-th teacher head), scaled by this weight; student and teacher must then
             have as many auxiliary heads, pairwise predicting the same classes. 0 for a student without one.
         teacher_precision: ``'fp32'`` (default), ``'bf16'`` or ``'fp16'``: the teacher's forward runs under
-            ``torch.autocast`` at that precision (faster on GPUs; the losses still get float32 logits). See the
-            README's "Teacher precision" for how much the logits and the loss move.
+            ``torch.autocast`` at that precision (faster on GPUs; the losses still get float32 logits). See
+            ``docs/performance.md`` ("Teacher precision") for how much the logits and the loss move.
         teacher_channels_last: convert the teacher's weights, once, and its inputs to channels_last (faster
             convolutions on GPUs with tensor cores, mostly with bf16 / fp16).
         data_preprocessor: defaults to the student's. The teacher sees the same preprocessed inputs, so its
@@ -102,16 +60,16 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None,
                  pretrained: Optional[str] = None, train_cfg: Optional[dict] = None) -> None:
         if pretrained is not None or train_cfg is not None:
-            raise ValueError('SegDistiller takes no pretrained or train_cfg of its own; set them in the student '
-                             '(the teacher loads teacher_ckpt)')
+            raise ConfigError('SegDistiller takes no pretrained or train_cfg of its own; set them in the student '
+                              '(the teacher loads teacher_ckpt)')
         student_preprocessor = student.get('data_preprocessor')
         if data_preprocessor is None:
             data_preprocessor = student_preprocessor
         elif student_preprocessor and student_preprocessor.get('size') != data_preprocessor.get('size'):
             # MMEngine's Runner passes the config's top-level data_preprocessor to the distiller
-            raise ValueError(f"the distiller's data_preprocessor.size={data_preprocessor.get('size')} differs from "
-                             f"the student's {student_preprocessor.get('size')}; set the config's top-level "
-                             'data_preprocessor (which the Runner gives the distiller) to the same size')
+            raise ConfigError(f"the distiller's data_preprocessor.size={data_preprocessor.get('size')} differs from "
+                              f"the student's {student_preprocessor.get('size')}; set the config's top-level "
+                              'data_preprocessor (which the Runner gives the distiller) to the same size')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         student = dict(student)
         student.pop('data_preprocessor', None)
@@ -136,12 +94,12 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
     def _checked_aux_distill_weight(self, weight: float) -> float:
         """``aux_distill_weight``, refused when negative or when there is no student auxiliary head to distil."""
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            raise ValueError(f'aux_distill_weight={weight!r} must be a number >= 0 (0: distil the decode logits only)')
+            raise ConfigError(f'aux_distill_weight={weight!r} must be a number >= 0 (0: distil the decode logits only)')
         if weight > 0:
             if not auxiliary_heads(self.student):
-                raise ValueError(f'aux_distill_weight={weight} but the student ({type(self.student).__name__} with '
-                                 f'{type(self.student.backbone).__name__}) has no auxiliary head to distil; set '
-                                 'model.aux_distill_weight=0')
+                raise ConfigError(f'aux_distill_weight={weight} but the student ({type(self.student).__name__} with '
+                                  f'{type(self.student.backbone).__name__}) has no auxiliary head to distil; set '
+                                  'model.aux_distill_weight=0')
             for head in auxiliary_heads(self.student):
                 check_class_options(self.distill_losses, head.num_classes)
         return float(weight)
@@ -153,27 +111,27 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
             return
         student_aux, teacher_aux = auxiliary_heads(self.student), auxiliary_heads(self.teacher)
         if len(teacher_aux) != len(student_aux):
-            raise ValueError(f'aux_distill_weight={self.aux_distill_weight} pairs auxiliary heads by position, but the '
-                             f'student has {len(student_aux)} and the teacher {len(teacher_aux)}; give the teacher an '
-                             'auxiliary head for each student one, or set model.aux_distill_weight=0')
+            raise ConfigError(f'aux_distill_weight={self.aux_distill_weight} pairs auxiliary heads by position, but '
+                              f'the student has {len(student_aux)} and the teacher {len(teacher_aux)}; give the '
+                              'teacher an auxiliary head for each student one, or set model.aux_distill_weight=0')
         for index, (student_head, teacher_head) in enumerate(zip(student_aux, teacher_aux)):
             if student_head.num_classes != teacher_head.num_classes:
-                raise ValueError(f'student auxiliary head {index} predicts {student_head.num_classes} classes but the '
-                                 f"teacher's predicts {teacher_head.num_classes}; they must predict the same classes "
-                                 '(or set model.aux_distill_weight=0)')
+                raise ConfigError(f'student auxiliary head {index} predicts {student_head.num_classes} classes but the '
+                                  f"teacher's predicts {teacher_head.num_classes}; they must predict the same classes "
+                                  '(or set model.aux_distill_weight=0)')
 
     def _check_teacher_config(self, teacher_cfg: dict, data_preprocessor: Optional[dict]) -> None:
         student_classes = self.student.num_classes
         teacher_classes = _config_num_classes(teacher_cfg.get('decode_head'))
         if teacher_classes != student_classes:
-            raise ValueError(f'teacher decode_head.num_classes={teacher_classes} but student has '
-                             f'{student_classes}; teacher and student must predict the same classes')
+            raise ConfigError(f'teacher decode_head.num_classes={teacher_classes} but student has '
+                              f'{student_classes}; teacher and student must predict the same classes')
         teacher_preprocessor = teacher_cfg.get('data_preprocessor') or {}
         for key in ('mean', 'std', 'bgr_to_rgb'):
             if key in teacher_preprocessor and data_preprocessor and \
                     teacher_preprocessor[key] != data_preprocessor.get(key):
-                raise ValueError(f'teacher data_preprocessor.{key}={teacher_preprocessor[key]} differs from the '
-                                 f"distiller's {data_preprocessor.get(key)}; the teacher sees the same inputs")
+                raise ConfigError(f'teacher data_preprocessor.{key}={teacher_preprocessor[key]} differs from the '
+                                  f"distiller's {data_preprocessor.get(key)}; the teacher sees the same inputs")
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
         """The student's own losses plus the distillation losses; parts of each loss are logged too."""
@@ -187,7 +145,7 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
         losses.update(distill_loss_dict(self.distill_losses, decode[-1], teacher_logits, gt, 'distill',
                                         self.distill_weight_factor))
         # empty teacher_aux (aux_distill_weight == 0): no auxiliary distillation
-        for prefix, student_aux_logits, teacher_aux_logits in zip(_names('distill_aux', len(aux)), aux, teacher_aux):
+        for prefix, student_aux_logits, teacher_aux_logits in zip(log_names('distill_aux', len(aux)), aux, teacher_aux):
             losses.update(distill_loss_dict(self.distill_losses, student_aux_logits, teacher_aux_logits, gt, prefix,
                                             self.distill_weight_factor * self.aux_distill_weight))
         return losses
@@ -196,8 +154,8 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
                         data_samples: SampleList) -> Dict[str, Tensor]:
         """Each student head's own losses on its logits, named as MMSeg names them (``decode`` or ``decode_<stage>``
         of a cascade, ``aux`` or ``aux_<i>``)."""
-        heads = _heads(self.student.decode_head) + auxiliary_heads(self.student)
-        names = _names('decode', len(decode)) + _names('aux', len(aux))
+        heads = decode_heads(self.student) + auxiliary_heads(self.student)
+        names = log_names('decode', len(decode)) + log_names('aux', len(aux))
         losses = {}
         for name, head, logits in zip(names, heads, decode + aux):
             losses.update(add_prefix(head.loss_by_feat(logits, data_samples), name))

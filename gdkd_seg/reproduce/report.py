@@ -1,13 +1,15 @@
 """The summary of a table's runs: a markdown table (per-seed values, mean ± sample std over seeds, the delta to the
 student's no-distillation baseline), the same as CSV, and a bar chart, from the runs' ``result.json`` files."""
-import csv
 import math
 import os.path as osp
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
+from ..utils.tables import markdown_table, write_csv
 from .runs import RESULT_FILE, read_json, runs_of
 from .table import Row, Table
 
@@ -73,11 +75,7 @@ def _seeds(table: Table) -> List[int]:
 def markdown(table: Table, summaries: List[RowSummary], finished: int, total: int) -> str:
     """The markdown table: student, method, one column per seed, mean ± std, delta to the baseline."""
     seeds = _seeds(table)
-    lines = [f'# {table.title}', '',
-             f'{table.metric} of each run as `tools/test.py` reported it; mean ± {STD_NOTE}; Δ: the mean minus the '
-             f'mean of the same student\'s baseline row (no distillation). {finished} of {total} runs finished.', '',
-             '| student | method | ' + ''.join(f'seed {seed} | ' for seed in seeds) + 'mean ± std | Δ vs baseline |',
-             '|---|---|' + '---|' * len(seeds) + '---|---|']
+    rows = []
     for summary in summaries:
         cells = [_number(summary.values[seed]) if seed in summary.values else
                  ('–' if seed in summary.row.seeds else '') for seed in seeds]
@@ -85,34 +83,33 @@ def markdown(table: Table, summaries: List[RowSummary], finished: int, total: in
             _number(summary.mean) or '–'
         delta = 'baseline' if summary.row.baseline else '' if summary.delta is None else \
             _number(summary.delta, signed=True) or '–'
-        lines.append(f'| {summary.row.student} | {summary.row.method} | ' + ' | '.join(cells) +
-                     f' | {spread} | {delta} |')
-    return '\n'.join(lines) + '\n'
+        rows.append([summary.row.student, summary.row.method, *cells, spread, delta])
+    header = ['student', 'method', *(f'seed {seed}' for seed in seeds), 'mean ± std', 'Δ vs baseline']
+    return (f'# {table.title}\n\n{table.metric} of each run as `tools/test.py` reported it; mean ± {STD_NOTE}; Δ: the '
+            f'mean minus the mean of the same student\'s baseline row (no distillation). {finished} of {total} runs '
+            f'finished.\n\n' + markdown_table(header, rows))
 
 
-def write_csv(table: Table, summaries: List[RowSummary], path: str) -> None:
+def write_table_csv(table: Table, summaries: List[RowSummary], path: str) -> None:
     """One line per row: name, labels, config, baseline flag, finished seeds, mean, std, delta, then per seed."""
     seeds = _seeds(table)
-    with open(path, 'w', newline='', encoding='utf-8') as file:
-        writer = csv.writer(file)
-        writer.writerow(['row', 'student', 'method', 'config', 'baseline', 'seeds_finished', f'{table.metric}_mean',
-                         f'{table.metric}_std', 'delta_vs_baseline'] + [f'seed_{seed}' for seed in seeds])
-        for summary in summaries:
-            writer.writerow([summary.row.name, summary.row.student, summary.row.method, _shown(summary.row.config),
-                             summary.row.baseline, len(summary.values), _number(summary.mean),
-                             _number(summary.std), '' if summary.delta is None else _number(summary.delta)] +
-                            [_number(summary.values[seed]) if seed in summary.values else '' for seed in seeds])
+    header = ['row', 'student', 'method', 'config', 'baseline', 'seeds_finished', f'{table.metric}_mean',
+              f'{table.metric}_std', 'delta_vs_baseline'] + [f'seed_{seed}' for seed in seeds]
+    rows = [[summary.row.name, summary.row.student, summary.row.method, _shown(summary.row.config),
+             summary.row.baseline, len(summary.values), _number(summary.mean), _number(summary.std),
+             '' if summary.delta is None else _number(summary.delta)] +
+            [_number(summary.values[seed]) if seed in summary.values else '' for seed in seeds]
+            for summary in summaries]
+    write_csv(path, header, rows)
 
 
 def write_bar_chart(table: Table, summaries: List[RowSummary], path: str) -> None:
     """Bars of the means (error bars: the std) with each seed's value as a dot, grouped by student, one colour per
     method."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     methods = list(dict.fromkeys(summary.row.method for summary in summaries))
-    colours = plt.get_cmap('tab10')
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(summaries) + 2), 4.5))
+    colours = matplotlib.colormaps['tab10']
+    fig = Figure(figsize=(max(6.0, 0.5 * len(summaries) + 2), 4.5))
+    ax = fig.subplots()
     position, ticks, labels, previous = 0.0, [], [], None
     for summary in summaries:
         if previous is not None and summary.row.student != previous:
@@ -137,7 +134,6 @@ def write_bar_chart(table: Table, summaries: List[RowSummary], path: str) -> Non
     ax.set_title(f'{table.title} (mean ± sample std over seeds; dots: seeds)')
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def write_report(table: Table, out: str) -> Dict[str, str]:
@@ -152,6 +148,6 @@ def write_report(table: Table, out: str) -> Dict[str, str]:
                                                                    ('chart', 'png'))}
     with open(paths['markdown'], 'w', encoding='utf-8') as file:
         file.write(markdown(table, summaries, len(results), len(runs_of(table, out))))
-    write_csv(table, summaries, paths['csv'])
+    write_table_csv(table, summaries, paths['csv'])
     write_bar_chart(table, summaries, paths['chart'])
     return paths

@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
-from ..checkpoint_saving import atomic_write
+from ..utils.errors import ConfigError, UserError
+from ..utils.files import atomic_write
 from .table import Row, Table, TableError
 
 TOOLS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools')
@@ -48,6 +49,14 @@ def print_line(message: str) -> None:
 
 class RunFailed(RuntimeError):
     """A tool exited with an error, or left no checkpoint or metrics; the message names the run and its log."""
+
+
+def check_tools() -> None:
+    """Raise a :class:`~gdkd_seg.utils.errors.UserError` when the repository's ``tools/``, which the harness runs,
+    are not beside the package (an install that is not a clone of the repository)."""
+    if not osp.isfile(osp.join(TOOLS, 'train.py')):
+        raise UserError(f'the harness runs the repository\'s tools/ ({TOOLS} not found): run it from a clone of '
+                        'gdkd_seg installed with pip install -e .')
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,23 @@ class Command:
 
 
 def cfg_options(options: Dict[str, str]) -> List[str]:
+    """``--cfg-options`` arguments of a dict of dotted keys (none for an empty dict)."""
     return ['--cfg-options'] + [f'{key}={value}' for key, value in options.items()] if options else []
+
+
+def parse_cfg_options(options: Sequence[str]) -> Dict[str, str]:
+    """``KEY=VALUE`` strings of a command line as a dict, values as written (the tools parse them).
+
+    Raises:
+        ConfigError: naming a string without ``=``.
+    """
+    parsed = {}
+    for option in options:
+        if '=' not in option:
+            raise ConfigError(f'--cfg-options {option}: expected KEY=VALUE')
+        key, value = option.split('=', 1)
+        parsed[key] = value
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -116,11 +141,11 @@ class Launcher:
 
     def __post_init__(self) -> None:
         if self.kind not in LAUNCHERS:
-            raise ValueError(f'launcher {self.kind!r}: choose one of {", ".join(LAUNCHERS)}')
+            raise ConfigError(f'launcher {self.kind!r}: choose one of {", ".join(LAUNCHERS)}')
         if self.gpus < 1 or self.gpus_per_node < 1:
-            raise ValueError(f'--gpus {self.gpus} / --gpus-per-node {self.gpus_per_node}: must be >= 1')
+            raise ConfigError(f'--gpus {self.gpus} / --gpus-per-node {self.gpus_per_node}: must be >= 1')
         if self.kind == 'slurm' and not self.partition:
-            raise ValueError('--launcher slurm needs --partition (the Slurm partition to run on)')
+            raise ConfigError('--launcher slurm needs --partition (the Slurm partition to run on)')
 
     def train(self, run: Run, options: Dict[str, str], resume: bool) -> Command:
         flags = ['--work-dir', run.work_dir] + (['--resume'] if resume else []) + cfg_options(options)
@@ -130,7 +155,7 @@ class Launcher:
             return Command([osp.join(TOOLS, 'dist_train.sh'), run.row.config, str(self.gpus)] + flags)
         return Command([osp.join(TOOLS, 'slurm_train.sh'), self.partition, self.job_name(run), run.row.config] + flags,
                        {'GPUS': str(self.gpus), 'GPUS_PER_NODE': str(min(self.gpus, self.gpus_per_node)),
-                        'PYTHON': self.python})
+                       'PYTHON': self.python})
 
     def test(self, run: Run, checkpoint: str, options: Dict[str, str], predictions: Optional[str]) -> Command:
         flags = ['--work-dir', osp.join(run.work_dir, 'eval')] + (['--out', predictions] if predictions else []) + \
@@ -142,7 +167,7 @@ class Launcher:
             return Command(test)
         # one task on one GPU: evaluation is minutes, not worth a multi-GPU allocation
         return Command(['srun', '-p', self.partition, f'--job-name={self.job_name(run)}-eval', '--gres=gpu:1',
-                        '--ntasks=1', '--kill-on-bad-exit=1'] + test,
+                       '--ntasks=1', '--kill-on-bad-exit=1'] + test,
                        {'PYTHONPATH': os.pathsep.join(filter(None, (osp.dirname(TOOLS),
                                                                     os.environ.get('PYTHONPATH'))))})
 
@@ -307,12 +332,13 @@ def execute(table: Table, out: str, launcher: Launcher, jobs: int = 1, extra_opt
         The failures, one message each (empty when every run finished).
 
     Raises:
-        ValueError: ``jobs`` < 1, or > 1 with the ``pytorch`` launcher (whose runs each take all GPUs).
+        ConfigError: ``jobs`` < 1, or > 1 with the ``pytorch`` launcher (whose runs each take all GPUs).
         TableError: options the harness sets itself, or a run folder holding other settings, before any run starts.
     """
+    check_tools()
     if jobs < 1 or (jobs > 1 and launcher.kind == 'pytorch'):
-        raise ValueError(f'--jobs {jobs}: must be >= 1, and 1 with --launcher pytorch (each run takes all GPUs '
-                         'of the machine)')
+        raise ConfigError(f'--jobs {jobs}: must be >= 1, and 1 with --launcher pytorch (each run takes all GPUs '
+                          'of the machine)')
     extra = dict(extra_options or {})
     runs, failures = runs_of(table, out), []
     for run in runs:  # refused before any run starts: options the harness owns, folders of other settings
@@ -337,6 +363,7 @@ def execute(table: Table, out: str, launcher: Launcher, jobs: int = 1, extra_opt
 def dry_run(table: Table, out: str, launcher: Launcher, extra_options: Optional[Dict[str, str]] = None) -> List[str]:
     """The commands :func:`execute` would run now, one line each (a ``#`` line for a finished run); writes nothing.
     A checkpoint that does not exist yet is written ``<final checkpoint of ROW/seedK>``."""
+    check_tools()
     extra, lines, runs = dict(extra_options or {}), [], runs_of(table, out)
     for run in runs:
         step = next_step(run.work_dir)

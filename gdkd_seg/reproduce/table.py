@@ -31,6 +31,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from ..utils.errors import UserError
+
 TABLE_KEYS = ('title', 'seeds', 'config_root', 'metric', 'save_predictions', 'cfg_options', 'rows')
 ROW_KEYS = ('name', 'config', 'student', 'method', 'baseline', 'cfg_options', 'seeds', 'teacher_from')
 REQUIRED_ROW_KEYS = ('name', 'config', 'student', 'method')
@@ -41,7 +43,7 @@ _ROW_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 _UNSAFE_OPTION_CHARS = re.compile(r'[\s,()\[\]\'"]')
 
 
-class TableError(ValueError):
+class TableError(UserError, ValueError):
     """A table file that cannot be run; the message names the file, the row and the key."""
 
 

@@ -1,4 +1,4 @@
-# The embedded toy city (tools/make_toy_cityscapes.py) in Cityscapes layout, at CPU-demo scale.
+# The embedded toy city (tools/dataset_converters/make_toy_cityscapes.py) in Cityscapes layout, at CPU-demo scale.
 # Only toy_* names, so it can sit beside any Cityscapes config in `_base_`; leaf configs take the pieces with
 # `train_dataloader = {{_base_.toy_train_dataloader}}` etc.
 toy_data_root = 'data/toy_cityscapes'
@@ -9,9 +9,9 @@ toy_crop_size = (128, 128)  # (h, w)
 # Class-weighted cross-entropy for every toy-city model (merged into each head's loss_decode, keeping its
 # loss_weight; ClassWeightedCrossEntropyLoss because MMSeg's CrossEntropyLoss fails on ignored pixels when given
 # class weights). w_c = sqrt(median share / share of class c), scaled so that the mean weight per labelled pixel is
-# 1, from the class pixel shares of the default toy city (seed 0) that tools/make_toy_cityscapes.py prints. The
-# square root lifts the rare thin classes (traffic light, motorcycle, bicycle) without letting them swamp road and
-# building, which a short schedule from scratch otherwise learns first and alone.
+# 1, from the class pixel shares of the default toy city (seed 0) that tools/dataset_converters/make_toy_cityscapes.py
+# prints. The square root lifts the rare thin classes (traffic light, motorcycle, bicycle) without letting them swamp
+# road and building, which a short schedule from scratch otherwise learns first and alone.
 toy_class_weight = [
     0.6, 1.02, 0.6, 2.27, 2.81, 1.53, 3.25, 2.26, 0.84, 1.81, 0.97, 2.57, 2.65, 0.74, 1.95, 1.84, 2.37, 3.75, 5.73
 ]

@@ -14,9 +14,6 @@ jitter, texture, cast shadows, blur and sensor noise. What separates the classes
 windows, foliage) and context (position relative to the horizon and the road), which a model with a larger
 receptive field can use and a tiny one cannot.
 
-This package must stay importable on its own (numpy and OpenCV only, relative imports within the package only):
-``tools/make_toy_cityscapes.py`` loads it by path to skip ``gdkd_seg``'s heavy ``__init__``.
-
 Defaults (chosen for a CPU demo): 128x256 images (Cityscapes' 1:2 aspect at 1/8 of its 1024x2048 size), 200 train
 and 50 val images, about 18 MB on disk, generated in about 7 s on one CPU core.
 
@@ -24,21 +21,33 @@ Class balance: thin and rare classes are drawn larger and more often than in Cit
 and lights, walled or fenced forecourts, riders and two-wheelers near the camera, a tram in about a quarter of the
 scenes) and the frontage is low enough to show the sky, so that a model trained for minutes sees every class often
 enough to learn it: every class covers at least 0.2% of the labelled pixels and appears in at least a fifth of
-the images of the default set (``tests/test_toy_cityscapes.py`` checks a looser bound).
+the images of the default set (``tests/datasets/test_toy_cityscapes.py`` checks a looser bound).
 
-Modules, by concern: ``classes`` (the 19 classes, palette, label colourising), ``colours`` (per-class colour
+Modules, by concern: ``classes`` (the 19 classes and their palette), ``colours`` (per-class colour
 samplers, noise), ``canvas`` (camera projection and drawing primitives), ``layout`` (street and frontage
 planning), ``background`` (sky, skyline, ground), ``frontage`` (buildings, trees, walls, fences),
 ``street_furniture`` (poles, signs, traffic lights), ``vehicles``, ``people``, ``finishing`` (texture, camera
-response, noise), ``scene`` (composing one scene) and ``writer`` (the dataset on disk).
+response, noise), ``scene`` (composing one scene), ``writer`` (the dataset on disk) and ``preview`` (a picture of
+it).
 """
-from .classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, IGNORE_INDEX, colorize_label
+from .classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, IGNORE_INDEX
 from .scene import draw_scene
-from .writer import (DEFAULT_CITIES, DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, DEFAULT_SIZE, GENERATOR_VERSION, STAMP_FILE,
-                     generator_version, make_toy_cityscapes, scene_generator)
+from .writer import (
+                     DEFAULT_CITIES,
+                     DEFAULT_NUM_TRAIN,
+                     DEFAULT_NUM_VAL,
+                     DEFAULT_SIZE,
+                     GENERATOR_VERSION,
+                     STAMP_FILE,
+                     DatasetExistsError,
+                     describe_summary,
+                     generator_version,
+                     make_toy_cityscapes,
+                     scene_generator,
+)
 
 __all__ = [
-    'CITYSCAPES_CLASSES', 'CITYSCAPES_PALETTE', 'IGNORE_INDEX', 'colorize_label', 'draw_scene', 'make_toy_cityscapes',
-    'scene_generator', 'generator_version', 'DEFAULT_CITIES', 'DEFAULT_NUM_TRAIN', 'DEFAULT_NUM_VAL', 'DEFAULT_SIZE',
-    'GENERATOR_VERSION', 'STAMP_FILE'
+    'CITYSCAPES_CLASSES', 'CITYSCAPES_PALETTE', 'IGNORE_INDEX', 'DatasetExistsError', 'describe_summary', 'draw_scene',
+    'make_toy_cityscapes', 'scene_generator', 'generator_version', 'DEFAULT_CITIES', 'DEFAULT_NUM_TRAIN',
+    'DEFAULT_NUM_VAL', 'DEFAULT_SIZE', 'GENERATOR_VERSION', 'STAMP_FILE'
 ]

@@ -6,8 +6,19 @@ import numpy as np
 
 from .canvas import ONE, SHIFT, Canvas
 from .classes import BUILDING, ROAD, SIDEWALK, SKY, TERRAIN, VEGETATION
-from .colours import (Colour, building_colour, clip_colour, grey, jitter, mix, road_colour, sidewalk_colour,
-                      smooth_noise, terrain_colour, vegetation_colour)
+from .colours import (
+    Colour,
+    building_colour,
+    clip_colour,
+    grey,
+    jitter,
+    mix,
+    road_colour,
+    sidewalk_colour,
+    smooth_noise,
+    terrain_colour,
+    vegetation_colour,
+)
 from .layout import SideSegment, Street
 
 # Classes on the ground plane, which building shadows fall on.

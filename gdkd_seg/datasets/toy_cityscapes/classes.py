@@ -1,7 +1,5 @@
-"""The 19 Cityscapes evaluation classes the toy city labels, their colours, and label-map colourising."""
+"""The 19 Cityscapes evaluation classes the toy city labels, and their colours."""
 from typing import Tuple
-
-import numpy as np
 
 CITYSCAPES_CLASSES: Tuple[str, ...] = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light',
                                        'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car',
@@ -20,17 +18,3 @@ IGNORE_INDEX = 255
 
 (ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN, VEGETATION, TERRAIN, SKY, PERSON, RIDER, CAR,
  TRUCK, BUS, TRAIN, MOTORCYCLE, BICYCLE) = range(19)
-
-
-def colorize_label(label: np.ndarray) -> np.ndarray:
-    """Paint a train-ID label map with the Cityscapes palette (void black).
-
-    Args:
-        label: uint8 label map (H, W) of train IDs and 255.
-
-    Returns:
-        RGB uint8 image (H, W, 3).
-    """
-    lookup = np.zeros((256, 3), np.uint8)
-    lookup[:len(CITYSCAPES_PALETTE)] = CITYSCAPES_PALETTE
-    return lookup[label]

@@ -5,8 +5,21 @@ import cv2
 import numpy as np
 
 from .canvas import ONE, SHIFT, Canvas
-from .classes import (BUILDING, BUS, CAR, FENCE, IGNORE_INDEX, ROAD, SIDEWALK, SKY, TERRAIN, TRAIN, TRUCK, VEGETATION,
-                      WALL)
+from .classes import (
+    BUILDING,
+    BUS,
+    CAR,
+    FENCE,
+    IGNORE_INDEX,
+    ROAD,
+    SIDEWALK,
+    SKY,
+    TERRAIN,
+    TRAIN,
+    TRUCK,
+    VEGETATION,
+    WALL,
+)
 from .colours import grey, rgb, smooth_noise, vehicle_colour
 
 Colour = np.ndarray  # float RGB triple in 0..255

@@ -1,11 +1,23 @@
 """The street frontage: buildings with windows, tree lines, open lots behind walls and fences."""
-import numpy as np
 import cv2
+import numpy as np
 
 from .canvas import ONE, SHIFT, Canvas
 from .classes import BUILDING, FENCE, SIDEWALK, TERRAIN, VEGETATION, WALL
-from .colours import (Colour, building_colour, clip_colour, fence_colour, grey, jitter, mix, rgb, sidewalk_colour,
-                      terrain_colour, vegetation_colour, wall_colour)
+from .colours import (
+    Colour,
+    building_colour,
+    clip_colour,
+    fence_colour,
+    grey,
+    jitter,
+    mix,
+    rgb,
+    sidewalk_colour,
+    terrain_colour,
+    vegetation_colour,
+    wall_colour,
+)
 from .layout import SideSegment, Street
 
 

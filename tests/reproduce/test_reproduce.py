@@ -1,0 +1,324 @@
+"""The reproduction harness (gdkd_seg/reproduce, tools/reproduce.py): table files, what each run needs, the
+commands of each launcher, the summary's numbers. Real trainings run in tests/test_demo.py; here only one tool start
+that fails."""
+import argparse
+import csv
+import glob
+import json
+import math
+import os
+import os.path as osp
+import shlex
+
+import cv2
+import pytest
+import yaml
+from mmengine.config import DictAction
+
+from gdkd_seg.reproduce import (
+    Launcher,
+    RunFailed,
+    TableError,
+    dry_run,
+    execute,
+    load_table,
+    next_step,
+    runs_of,
+    summarise,
+    write_report,
+)
+from gdkd_seg.reproduce.runs import check_settings, read_test_metrics, run_options
+from gdkd_seg.reproduce.table import option_value
+from tests.support import REPO_ROOT, config_path, run_tool
+
+DEMO = config_path('demo')
+SHIPPED_TABLES = sorted(glob.glob(config_path('reproduce', '*.yaml')) + [config_path('demo', 'demo.yaml')])
+
+
+def write_table(tmp_path, text: str) -> str:
+    """A table file in ``tmp_path`` whose configs are those of configs/demo (a YAML mapping ``text`` gets the
+    config_root; other YAML is written as it is)."""
+    path = tmp_path / 'table.yaml'
+    path.write_text(text if text.startswith(('-', '!')) else f'config_root: {DEMO}\n' + text)
+    return str(path)
+
+
+TWO_ROWS = """
+seeds: [0, 1, 2]
+cfg_options: {train_cfg.max_iters: 4, train_dataloader.batch_size: 2}
+rows:
+  - {name: plain, config: plain_toy.py, student: S, method: none, baseline: true}
+  - name: gdkd
+    config: gdkd_toy.py
+    student: S
+    method: GDKD
+    seeds: [0, 1]
+    cfg_options: {train_cfg.max_iters: 8, model.distill_losses.loss_gdkd.k: 4}
+"""
+
+
+@pytest.mark.parametrize('path', SHIPPED_TABLES, ids=osp.basename)
+def test_every_shipped_table_loads_and_its_configs_exist(path):
+    # configs/reproduce/cityscapes.yaml names configs written in other branches of issue 13 (DIST, PSPNet-R18 and
+    # MobileNetV2 baselines): this fails until they are merged
+    table = load_table(path)
+    assert all(osp.isfile(row.config) for row in table.rows)
+    assert all(len(row.seeds) == (1 if row.name == 'teacher' else 3) for row in table.rows)
+
+
+def test_cityscapes_table_is_the_papers():
+    with open(config_path('reproduce', 'cityscapes.yaml')) as file:
+        table = yaml.safe_load(file)
+    assert table['seeds'] == [0, 1, 2] and table['metric'] == 'mIoU' and len(table['rows']) == 21
+    methods = ['no distillation', 'KD', 'DKD', 'DIST', 'CWD', 'GDKD', 'GDKD + DIST']
+    students = {'DeepLabV3-R18': 'deeplabv3_r101_to_r18', 'PSPNet-R18': 'deeplabv3_r101_to_pspnet_r18',
+                'DeepLabV3-MobileNetV2': 'deeplabv3_r101_to_mobilenetv2'}
+    cells = {(row['student'], row['method']): row for row in table['rows']}
+    assert set(cells) == {(student, method) for student in students for method in methods}
+    for student, pair in students.items():
+        assert [cells[student, method]['config'] for method in methods[1:]] == [
+            f'baselines/{pair}_kd_cityscapes.py', f'baselines/{pair}_dkd_cityscapes.py',
+            f'baselines/{pair}_dist_cityscapes.py', f'baselines/{pair}_cwd_cityscapes.py',
+            f'gdkd/{pair}_cityscapes.py', f'gdkd/{pair}_gdkd_dist_cityscapes.py']
+        baselines = [row for row in table['rows'] if row['student'] == student and row.get('baseline')]
+        assert [row['method'] for row in baselines] == ['no distillation']
+        assert baselines[0]['config'].endswith('_cityscapes_no_distill.py')
+
+
+def test_table_rows_take_the_table_defaults_and_their_own(tmp_path):
+    table = load_table(write_table(tmp_path, TWO_ROWS))
+    plain, gdkd = table.rows
+    assert plain.config == osp.join(DEMO, 'plain_toy.py') and plain.seeds == (0, 1, 2) and plain.baseline
+    assert gdkd.seeds == (0, 1) and not gdkd.baseline and gdkd.teacher_from is None
+    # the row's options win over the table's
+    assert gdkd.cfg_options == {'train_cfg.max_iters': '8', 'train_dataloader.batch_size': '2',
+                                'model.distill_losses.loss_gdkd.k': '4'}
+    assert plain.cfg_options == {'train_cfg.max_iters': '4', 'train_dataloader.batch_size': '2'}
+    assert table.baseline_of(gdkd) is plain and table.metric == 'mIoU' and table.title == 'table'
+    # --seeds replaces the table's seeds, not a row's own
+    assert [row.seeds for row in load_table(table.path, seeds=[5, 6]).rows] == [(5, 6), (0, 1)]
+
+
+def test_option_values_reach_the_config_as_written():
+    values = {'a': 1, 'b': 0.25, 'c': True, 'd': None, 'e': 'work_dirs/x.pth', 'f': [1, 2], 'g': ['x', False],
+              'h': (64, 128)}
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parsed = parser.parse_args(['--cfg-options'] + [f'{key}={option_value(value, key)}'
+                                                    for key, value in values.items()]).cfg_options
+    assert parsed == values
+
+
+BAD_TABLES = [
+    ('!!python/object/apply:os.system ["touch {marker}"]', 'not a plain YAML table'),
+    ('- just a list', 'a table is a mapping'),
+    ('seed: [0]\nrows: []', "unknown key(s) 'seed'"),
+    ('seeds: [0]\nrows: []', 'rows must be a non-empty list'),
+    ('seeds: [0]\nrows:\n  - {name: r, student: S, method: m}', "row 'r': missing key(s) config"),
+    ('seeds: [0]\nrows:\n  - {name: r, config: plain_toy.py, student: S, method: m, cfg_option: {}}',
+     "row 'r': unknown key(s) 'cfg_option'"),
+    ('seeds: [0]\nrows:\n  - {name: r, config: nope.py, student: S, method: m}', "row 'r' config:"),
+    ('seeds: [0]\nrows:\n  - {name: a/b, config: plain_toy.py, student: S, method: m}', 'is a folder name'),
+    ('rows:\n  - {name: r, config: plain_toy.py, student: S, method: m}', "row 'r': no seeds"),
+    ('seeds: [0, 0]\nrows:\n  - {name: r, config: plain_toy.py, student: S, method: m}', 'seeds repeat a seed'),
+    ('seeds: 3\nrows:\n  - {name: r, config: plain_toy.py, student: S, method: m}', 'seeds must be a non-empty list'),
+    ('seeds: [0]\nrows:\n  - {name: r, config: plain_toy.py, student: S, method: m, seeds: [true]}',
+     "row 'r' seeds: seeds must be"),
+    ('seeds: [0]\nrows:\n  - {name: r, config: plain_toy.py, student: S, method: m}\n'
+     '  - {name: r, config: kd_toy.py, student: S, method: k}', 'repeated: r'),
+    ('seeds: [0]\nrows:\n  - {name: a, config: plain_toy.py, student: S, method: m, baseline: true}\n'
+     '  - {name: b, config: kd_toy.py, student: S, method: k, baseline: true}', "student 'S' has 2 baseline rows"),
+    ('seeds: [0]\nrows:\n  - {name: r, config: plain_toy.py, student: S, method: m, baseline: yes please}',
+     "row 'r' baseline: expected true or false"),
+    ('seeds: [0]\nrows:\n  - {name: r, config: kd_toy.py, student: S, method: m, teacher_from: t}',
+     "row 'r' teacher_from: no row is called 't'"),
+    ('seeds: [0, 1]\nrows:\n  - {name: t, config: teacher_toy.py, student: T, method: m}\n'
+     '  - {name: r, config: kd_toy.py, student: S, method: m, teacher_from: t}', "the row 't' has 2 seeds"),
+    ('seeds: [0]\nrows:\n  - {name: r, config: plain_toy.py, student: S, method: m, cfg_options: {a.b: {c: 1}}}',
+     "row 'r' cfg_options a.b: dict values are not allowed"),
+    ('seeds: [0]\nrows:\n  - {name: r, config: plain_toy.py, student: S, method: m, cfg_options: {a: x y}}',
+     "row 'r' cfg_options a: the string 'x y' cannot be passed"),
+    ('seeds: [0]\ncfg_options: [a=1]\nrows:\n  - {name: r, config: plain_toy.py, student: S, method: m}',
+     'cfg_options must be a mapping'),
+    ('seeds: [0]\nrows:\n  - {name: r, config: plain_toy.py, student: S (x, y), method: m}', "unknown key(s) 'y)'"),
+]
+
+
+@pytest.mark.parametrize('text, message', BAD_TABLES, ids=[message for _, message in BAD_TABLES])
+def test_a_bad_table_is_refused_naming_the_row_and_key(text, message, tmp_path):
+    marker = tmp_path / 'ran'
+    with pytest.raises(TableError) as error:
+        load_table(write_table(tmp_path, text.replace('{marker}', str(marker))))
+    assert message in str(error.value) and str(tmp_path / 'table.yaml') in str(error.value)
+    assert not marker.exists()  # a python tag never runs
+
+
+def test_summary_mean_sample_std_and_delta_by_hand(tmp_path):
+    table = load_table(write_table(tmp_path, """
+seeds: [0, 1, 2]
+rows:
+  - {name: teacher, config: teacher_toy.py, student: T, method: supervised, seeds: [0]}
+  - {name: plain, config: plain_toy.py, student: S, method: none, baseline: true}
+  - {name: gdkd, config: gdkd_toy.py, student: S, method: GDKD, teacher_from: teacher}
+  - {name: other_plain, config: plain_toy.py, student: U, method: none, baseline: true}
+  - {name: other_kd, config: kd_toy.py, student: U, method: KD, teacher_from: teacher}
+"""))
+    values = {('teacher', 0): 80.0, ('plain', 0): 70.0, ('plain', 1): 71.0, ('plain', 2): 72.5,
+              ('gdkd', 0): 72.0, ('gdkd', 1): 73.0, ('other_kd', 0): 60.0}
+    teacher, plain, gdkd, other_plain, other_kd = summarise(table, values)
+    # 70, 71, 72.5: mean 213.5 / 3; squared deviations 49/36, 1/36, 16/9 sum to 19/6, / (3 - 1) = 19/12
+    assert plain.mean == pytest.approx(213.5 / 3) and plain.std == pytest.approx(math.sqrt(19 / 12))
+    assert plain.delta == pytest.approx(0.0)
+    assert gdkd.values == {0: 72.0, 1: 73.0} and gdkd.mean == 72.5 and gdkd.std == pytest.approx(math.sqrt(0.5))
+    assert gdkd.delta == pytest.approx(72.5 - 213.5 / 3)
+    assert teacher.mean == 80.0 and math.isnan(teacher.std) and teacher.delta is None  # no baseline for T
+    assert math.isnan(other_plain.mean) and math.isnan(other_kd.delta)  # the baseline has not finished
+
+    for (name, seed), value in values.items():  # the report reads the runs' result.json files
+        folder = tmp_path / 'out' / name / f'seed{seed}'
+        folder.mkdir(parents=True)
+        (folder / 'result.json').write_text(json.dumps({'metrics': {'mIoU': value, 'aAcc': 90.0}}))
+    paths = write_report(table, str(tmp_path / 'out'))
+    markdown = open(paths['markdown']).read()
+    assert '7 of 13 runs finished' in markdown and 'n - 1' in markdown
+    assert '| student | method | seed 0 | seed 1 | seed 2 | mean ± std | Δ vs baseline |' in markdown
+    assert '| T | supervised | 80.00 |  |  | 80.00 |  |' in markdown
+    assert '| S | none | 70.00 | 71.00 | 72.50 | 71.17 ± 1.26 | baseline |' in markdown
+    assert '| S | GDKD | 72.00 | 73.00 | – | 72.50 ± 0.71 | +1.33 |' in markdown
+    assert '| U | none | – | – | – | – | baseline |' in markdown
+    assert '| U | KD | 60.00 | – | – | 60.00 | – |' in markdown
+    with open(paths['csv'], newline='') as file:
+        lines = list(csv.DictReader(file))
+    assert [line['row'] for line in lines] == ['teacher', 'plain', 'gdkd', 'other_plain', 'other_kd']
+    assert {key: lines[2][key] for key in ('seeds_finished', 'mIoU_mean', 'mIoU_std', 'delta_vs_baseline', 'seed_0',
+                                           'seed_1', 'seed_2')} == {
+        'seeds_finished': '2', 'mIoU_mean': '72.50', 'mIoU_std': '0.71', 'delta_vs_baseline': '1.33',
+        'seed_0': '72.00', 'seed_1': '73.00', 'seed_2': ''}
+    assert lines[0]['delta_vs_baseline'] == '' and lines[0]['config'] == osp.relpath(osp.join(DEMO, 'teacher_toy.py'))
+    chart = cv2.imread(paths['chart'])
+    assert chart is not None and chart.shape[0] >= 300
+
+
+def test_next_step_skips_finished_runs_and_resumes_interrupted_ones(tmp_path):
+    folder = str(tmp_path)
+    assert next_step(folder) == 'train'
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_2.pth'))
+    assert next_step(folder) == 'resume'
+    (tmp_path / 'trained.json').write_text('{}')
+    assert next_step(folder) == 'evaluate'
+    (tmp_path / 'result.json').write_text('{}')
+    assert next_step(folder) == 'done'
+
+
+def test_a_run_folder_of_other_settings_is_refused(tmp_path):
+    table = load_table(write_table(tmp_path, TWO_ROWS))
+    run = runs_of(table, str(tmp_path / 'out'))[0]
+    check_settings(run, run_options(run, {}, None))
+    check_settings(run, run_options(run, {}, None))  # the same settings: fine
+    with pytest.raises(TableError, match=r"cfg_options.*choose another --out, or delete the folder"):
+        check_settings(run, run_options(run, {'train_cfg.max_iters': '9'}, None))
+    # execute() refuses it before any run starts
+    with pytest.raises(TableError, match=r"plain/seed0 holds a run started with other settings"):
+        execute(table, str(tmp_path / 'out'), Launcher(), extra_options={'train_cfg.max_iters': '9'})
+    assert glob.glob(str(tmp_path / 'out' / '*' / '*' / '*.log')) == []
+    for options, row in (({'randomness.seed': '3'}, 0), ({'model.teacher_ckpt': 'x.pth'}, 4)):
+        teacher_table = load_table(write_table(tmp_path, """
+seeds: [0]
+rows:
+  - {name: t, config: teacher_toy.py, student: T, method: m}
+  - {name: r, config: kd_toy.py, student: S, method: m, teacher_from: t}
+"""))
+        with pytest.raises(TableError, match='is set by the harness'):
+            run_options(runs_of(teacher_table, str(tmp_path))[min(row, 1)], options, None)
+
+
+def test_test_metrics_are_read_from_the_newest_evaluation(tmp_path):
+    for stamp, miou in (('20260101_000000', 1.0), ('20260102_000000', 2.0)):
+        (tmp_path / stamp).mkdir()
+        (tmp_path / stamp / f'{stamp}.json').write_text(json.dumps({'mIoU': miou}))
+    (tmp_path / '20260103_000000').mkdir()  # an evaluation that died before writing its metrics
+    assert read_test_metrics(str(tmp_path)) == {'mIoU': 2.0}
+    with pytest.raises(RunFailed, match='wrote no metrics file'):
+        read_test_metrics(str(tmp_path / '20260103_000000'))
+
+
+def test_dry_run_commands_of_each_launcher(tmp_path):
+    table = load_table(write_table(tmp_path, """
+seeds: [0, 1]
+save_predictions: true
+rows:
+  - {name: teacher, config: teacher_toy.py, student: T, method: m, seeds: [0]}
+  - {name: kd, config: kd_toy.py, student: S, method: KD, teacher_from: teacher, cfg_options: {train_cfg.max_iters: 4}}
+"""))
+    out = str(tmp_path / 'out')
+    teacher, kd0, kd1 = runs_of(table, out)
+    # the teacher has finished; kd/seed0 was interrupted; kd/seed1 has trained but not been evaluated
+    os.makedirs(kd0.work_dir)
+    os.makedirs(kd1.work_dir)
+    os.makedirs(teacher.work_dir)
+    for run, name, content in ((teacher, 'trained.json', {'checkpoint': '/ckpt/teacher.pth'}),
+                               (teacher, 'result.json', {}), (kd1, 'trained.json', {'checkpoint': '/ckpt/kd1.pth'})):
+        with open(osp.join(run.work_dir, name), 'w') as file:
+            json.dump(content, file)
+    with open(osp.join(kd0.work_dir, 'last_checkpoint'), 'w') as file:
+        file.write('iter_2.pth')
+    tools = osp.join(REPO_ROOT, 'tools')
+    config = osp.join(DEMO, 'kd_toy.py')
+    options = ['--cfg-options', 'train_cfg.max_iters=4', 'randomness.seed=0']
+
+    lines = dry_run(table, out, Launcher('pytorch', gpus=8))
+    assert lines[0] == '# teacher/seed0: finished (result.json), skipped'
+    assert shlex.split(lines[1]) == [osp.join(tools, 'dist_train.sh'), config, '8', '--work-dir', kd0.work_dir,
+                                     '--resume'] + options + ['model.teacher_ckpt=/ckpt/teacher.pth']
+    assert shlex.split(lines[2]) == [osp.join(tools, 'dist_test.sh'), config, '<final checkpoint of kd/seed0>', '8',
+                                     '--work-dir', osp.join(kd0.work_dir, 'eval'), '--out',
+                                     osp.join(kd0.work_dir, 'predictions')] + options
+    assert shlex.split(lines[3])[:3] == [osp.join(tools, 'dist_test.sh'), config, '/ckpt/kd1.pth'] and len(lines) == 4
+
+    lines = dry_run(table, out, Launcher('slurm', gpus=16, partition='gpu'))
+    words = shlex.split(lines[1])
+    assert words[:3] == ['GPUS=16', 'GPUS_PER_NODE=8', f'PYTHON={Launcher().python}']
+    assert words[3:8] == [osp.join(tools, 'slurm_train.sh'), 'gpu', 'kd-seed0', config, '--work-dir']
+    words = shlex.split(lines[2])
+    assert words[1:8] == ['srun', '-p', 'gpu', '--job-name=kd-seed0-eval', '--gres=gpu:1', '--ntasks=1',
+                          '--kill-on-bad-exit=1'] and words[0].startswith(f'PYTHONPATH={REPO_ROOT}')
+    assert words[8:11] == [Launcher().python, osp.join(tools, 'test.py'), config]
+
+    # before the teacher has trained, its checkpoint is named, not guessed
+    os.remove(osp.join(teacher.work_dir, 'trained.json'))
+    os.remove(osp.join(teacher.work_dir, 'result.json'))
+    lines = dry_run(table, out, Launcher())
+    assert shlex.split(lines[0])[:3] == [Launcher().python, osp.join(tools, 'train.py'),
+                                         osp.join(DEMO, 'teacher_toy.py')]
+    assert 'model.teacher_ckpt=<final checkpoint of teacher/seed0>' in shlex.split(lines[2])
+
+
+def test_launcher_and_jobs_are_checked(tmp_path):
+    with pytest.raises(ValueError, match='needs --partition'):
+        Launcher('slurm', gpus=8)
+    with pytest.raises(ValueError, match='choose one of none, pytorch, slurm'):
+        Launcher('mpi')
+    table = load_table(write_table(tmp_path, TWO_ROWS))
+    with pytest.raises(ValueError, match='--jobs 2: .* 1 with --launcher pytorch'):
+        execute(table, str(tmp_path / 'out'), Launcher('pytorch', gpus=2), jobs=2)
+
+
+def test_a_failing_run_is_reported_and_the_summary_still_written(tmp_path):
+    table = write_table(tmp_path, """
+seeds: [0]
+rows:
+  - {name: broken, config: plain_toy.py, student: S, method: none, baseline: true, cfg_options: {no_such_key: 1}}
+""")
+    out = tmp_path / 'out'
+    result = run_tool('reproduce/run_table.py', table, '--out', str(out), check=False)
+    assert result.returncode == 1
+    # the unknown key is the user's mistake, which tools/train.py refuses with status 2
+    assert 'broken/seed0: training failed (exit status 2)' in result.stderr
+    log = (out / 'broken' / 'seed0' / 'train.log').read_text()
+    assert "nothing in the run reads a top-level 'no_such_key'" in log
+    assert not (out / 'broken' / 'seed0' / 'trained.json').exists()
+    assert '0 of 1 runs finished' in (out / 'table.md').read_text() and (out / 'table.csv').exists()
+    # a dry run of the same table prints the command that failed, now to be retried
+    dry = run_tool('reproduce/run_table.py', table, '--out', str(out), '--dry-run')
+    assert f'{osp.join(REPO_ROOT, "tools", "train.py")} {osp.join(DEMO, "plain_toy.py")} --work-dir ' \
+           f'{out / "broken" / "seed0"} --cfg-options no_such_key=1 randomness.seed=0' in dry.stdout

@@ -1,0 +1,27 @@
+"""Export a distilled student as a plain MMSeg model: a config and a checkpoint that MMSeg loads without gdkd_seg.
+
+    python tools/model_converters/export_student.py CONFIG CHECKPOINT OUT_DIR [--allow-partial]
+
+Writes ``OUT_DIR/student_config.py`` and ``OUT_DIR/student.pth`` (:func:`gdkd_seg.checkpoint.export.export_student`).
+A checkpoint whose student weights are not those of the config's student (missing, unexpected or mis-shaped keys)
+is refused unless ``--allow-partial``.
+"""
+from gdkd_seg.checkpoint.export import export_student
+from gdkd_seg.engine.cli import ArgumentParser, run_tool
+
+
+def main() -> None:
+    parser = ArgumentParser(description='Export a distilled student as a plain MMSeg model')
+    parser.add_argument('config', help='the distillation config the checkpoint was trained with')
+    parser.add_argument('checkpoint', help='a SegDistiller checkpoint (e.g. work_dirs/.../iter_40000.pth)')
+    parser.add_argument('out_dir', help='folder for student_config.py and student.pth')
+    parser.add_argument('--allow-partial', action='store_true', default=False,
+                        help="export student weights that do not all match the config's student (missing, "
+                        'unexpected or mis-shaped keys), with a warning; refused by default')
+    args = parser.parse_args()
+    for path in export_student(args.config, args.checkpoint, args.out_dir, args.allow_partial):
+        print(f'wrote {path}')
+
+
+if __name__ == '__main__':
+    run_tool(main)
