@@ -7,10 +7,12 @@ from ..utils.errors import require_extra
 from .frozen_teacher import build_frozen_teacher, load_teacher_weights, teacher_model_config
 from .seg_distiller import SegDistiller
 
+__all__ = ['SegDistiller', 'build_frozen_teacher', 'load_teacher_weights', 'teacher_model_config']
+
 if importlib.util.find_spec('mmpretrain') is not None:
     from .cls_distiller import ClsDistiller  # noqa: F401  (registers it in mmpretrain's MODELS)
 
-__all__ = ['ClsDistiller', 'SegDistiller', 'build_frozen_teacher', 'load_teacher_weights', 'teacher_model_config']
+    __all__.append('ClsDistiller')
 
 
 def __getattr__(name: str):

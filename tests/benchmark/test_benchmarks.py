@@ -17,7 +17,8 @@ TOY_CONFIG = config_path('demo', 'gdkd_toy.py')
 
 
 def test_workers_needed_keep_up_with_the_step_with_headroom():
-    # issue 12's H200: 75 ms per image and core, 54 ms per step of 2 images: 2.8 workers, 3.5 with 1.25 headroom
+    # the H200 of configs/README.md: 75 ms per image and core, 54 ms per step of 2 images: 2.8 workers, 3.5 with
+    # 1.25 headroom
     assert workers_needed(2, 0.054, 1 / 0.075) == 4
     assert workers_needed(8, 0.176, 1 / 0.075, headroom=1.0) == 4  # 3.41 workers
     assert workers_needed(2, 10.0, 100.0) == 1

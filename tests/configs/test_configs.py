@@ -140,7 +140,7 @@ def test_every_shipped_config_is_checked():
     shipped = sorted(osp.relpath(path, osp.join(REPO_ROOT, 'configs'))
                      for folder in ('gdkd', 'baselines') for path in glob.glob(config_path(folder, '*.py')))
     assert shipped == sorted(CONFIGS + BENCHMARK_CONFIGS), \
-        'add new configs to EXPECTED (Cityscapes) or BENCHMARK_EXPECTED in tests/test_configs.py'
+        'add new configs to EXPECTED (Cityscapes) or BENCHMARK_EXPECTED in tests/configs/test_configs.py'
 
 
 def test_reference_schedule_is_the_authors():
@@ -160,8 +160,8 @@ def test_reference_schedule_is_the_authors():
 
 
 def test_reference_loader_keeps_a_modern_gpu_fed(toy_data_root):
-    """Issue 12's H200 measurement: ~75 ms per 1024x2048 image through the pipeline on one core, a 54 ms distillation
-    step at batch 2. Every config inherits the loader (test_schedule_is_the_references)."""
+    """The H200 measurement of configs/README.md ("Data loader"): ~75 ms per 1024x2048 image through the pipeline on one
+    core, a 54 ms distillation step at batch 2. Every config inherits the loader (test_schedule_is_the_references)."""
     cfg = load_config(REFERENCE)
     loader = cfg.train_dataloader
     assert loader.num_workers >= workers_needed(loader.batch_size, 0.054, 1 / 0.075)

@@ -1,7 +1,7 @@
-"""A fast variant of README's demo (`python tools/demo.py`): every stage end to end on a tiny toy city, through the
-reproduction harness: the teacher, plain and GDKD rows of configs/demo/demo.yaml over two seeds, two trainings at
-once, then a rerun that skips the finished runs and resumes one interrupted run. The demo's other students (KD,
-DIST, GDKD + DIST) train one iteration each in-process below."""
+"""A fast variant of the demo (`make demo`, `python tools/reproduce/demo.py`): every stage end to end on a tiny toy
+city, through the reproduction harness: the teacher, plain and GDKD rows of configs/demo/demo.yaml over two seeds,
+two trainings at once, then a rerun that skips the finished runs and resumes one interrupted run. The demo's other
+students (KD, DIST, GDKD + DIST) train one iteration each in-process below."""
 import csv
 import json
 import os

@@ -1,5 +1,6 @@
-"""The reproduction harness (gdkd_seg/reproduce, tools/reproduce.py): table files, what each run needs, the
-commands of each launcher, the summary's numbers. Real trainings run in tests/test_demo.py; here only one tool start
+"""The reproduction harness (gdkd_seg/reproduce, tools/reproduce/run_table.py): table files, what each run needs, the
+commands of each launcher, the summary's numbers. Real trainings run in tests/reproduce/test_demo.py; here only one
+tool start
 that fails."""
 import argparse
 import csv
@@ -59,8 +60,6 @@ rows:
 
 @pytest.mark.parametrize('path', SHIPPED_TABLES, ids=osp.basename)
 def test_every_shipped_table_loads_and_its_configs_exist(path):
-    # configs/reproduce/cityscapes.yaml names configs written in other branches of issue 13 (DIST, PSPNet-R18 and
-    # MobileNetV2 baselines): this fails until they are merged
     table = load_table(path)
     assert all(osp.isfile(row.config) for row in table.rows)
     assert all(len(row.seeds) == (1 if row.name == 'teacher' else 3) for row in table.rows)
