@@ -50,9 +50,10 @@ def test_train_without_the_dataset_says_where_to_put_it():
     ('max_iters=5', ['--cfg-options max_iters: nothing in the run reads']),
     ('model.distill_losses.loss_gdkd.k=2.5', ['k must be an integer']),
 ])
-def test_bad_options_are_user_errors(option, fragments, toy_data_root):
-    result = run_tool_script('train.py', config_path('demo', 'gdkd_toy.py'), '--data-check', 'none',
-                             *cfg_options(tiny_data_options(toy_data_root)), option, check=False)
+def test_bad_options_are_user_errors(option, fragments, toy_data_root, tmp_path):
+    result = run_tool_script('train.py', config_path('demo', 'gdkd_toy.py'), '--work-dir', str(tmp_path),
+                             '--data-check', 'none', *cfg_options(tiny_data_options(toy_data_root)), option,
+                             check=False)
     assert_user_error(result, *fragments)
 
 
