@@ -1,4 +1,5 @@
-"""The benchmark tools' reports: the distill step with the data loader's verdict, and the teacher-precision table."""
+"""The benchmark tools' reports: the losses against the naive form, the distill step with the data loader's verdict,
+and the teacher-precision table."""
 import re
 
 import pytest
@@ -11,7 +12,9 @@ from gdkd_seg.benchmark.data_throughput import (
     time_pipeline,
     workers_needed,
 )
-from tests.support import cfg_options, config_path, fast_distill_options, run_tool
+from gdkd_seg.benchmark.losses import loss_benchmark, parse_size
+from gdkd_seg.utils.errors import ConfigError
+from tests.support import assert_user_error, cfg_options, config_path, fast_distill_options, run_tool
 
 TOY_CONFIG = config_path('demo', 'gdkd_toy.py')
 
@@ -85,3 +88,18 @@ def test_teacher_precision_table_on_training_data(toy_data_root, toy_teacher_ckp
     for name in ('bf16', 'fp16', 'bf16 + channels_last'):
         _, max_change, mean_change, loss_change, agreement = rows[name]
         assert 0 < mean_change <= max_change and 0 < loss_change < 0.01 and agreement > 90, (name, rows[name])
+
+
+def test_loss_benchmark_reports_a_row_per_size():
+    lines = list(loss_benchmark([parse_size('19x2x8x16'), parse_size('50x32')], 'cpu', repeats=1, warmup=0))
+    rows = [line for line in lines if line.startswith('| seg') or line.startswith('| cls')]
+    assert [row.split(' | ')[0] for row in rows] == ['| seg C=19, B=2, 8x16', '| cls C=50, N=32']
+    for row in rows:
+        cells = row.strip('| ').split(' | ')
+        rel_diff, finite = float(cells[10]), cells[11:]
+        assert rel_diff < 1e-5  # ours and the naive form compute the same function on tame logits
+        assert finite == ['yes', 'yes', 'NO']  # only the naive form breaks on a confident teacher
+    with pytest.raises(ConfigError, match="--sizes: 'nonsense' is neither a preset"):
+        parse_size('nonsense')
+    assert_user_error(run_tool('analysis_tools/benchmark_losses.py', '--sizes', 'nonsense', check=False),
+                      "--sizes: 'nonsense' is neither a preset")
