@@ -14,12 +14,15 @@ from .inputs import check_inputs, to_compute_dtype
 from .kernels import grouped_kd_loss, pytorch
 from .options import check_options
 
+# The authors' mass clamp (seg-gdkd, GDKD): float32's machine epsilon, the clamp of their float32 and AMP runs.
+AUTHORS_MASS_CLAMP = float(torch.finfo(torch.float32).eps)
+
 
 def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None, k: int = 3,
               w0: float = 1.0, w1: float = 1.0, w2: float = 2.0, temperature: float = 1.0, ignore_index: int = 255,
               partition: str = 'topk', top_p: float = 0.9, k_max: Optional[int] = None,
-              logit_standardize: bool = False, ignore_incorrect: bool = False,
-              entropy_weight: float = 0.0) -> Tuple[Tensor, Dict[str, Tensor]]:
+              logit_standardize: bool = False, ignore_incorrect: bool = False, entropy_weight: float = 0.0,
+              mass_clamp: Optional[float] = None) -> Tuple[Tensor, Dict[str, Tensor]]:
     """GDKD: the teacher's top classes K against the rest O.
 
     Args:
@@ -47,7 +50,12 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
             T²: seg-gdkd's ``entropy_weight`` (their "entropy reg term (maximize) to avoid extreme predictions").
             H is exact, from log-softmax; seg-gdkd clamps the probabilities to [eps, 1 − eps] first (a difference
             below C × 2e-6 in float32), and at commit 6b317654 adds the term only when between 1 and 1000 pixels
-            of the batch are left out; here it is added to every batch. 0 (the default) leaves it out.
+            of the batch are left out; here it is added to every batch with a valid pixel (a batch without one
+            contributes 0, the term included, as theirs). 0 (the default) leaves it out.
+        mass_clamp: None (the default): the top and rest masses exact, from log-sum-exps. A float eps: both
+            masses of teacher and student clamped to ``[eps, 1 − eps]`` before their logs, and no gradient through
+            a clamped student mass, as the authors' code does with ``eps = torch.finfo(torch.float32).eps``
+            (:data:`AUTHORS_MASS_CLAMP`); see docs/losses.md for where the two differ.
 
     Returns:
         ``(loss, parts)``; parts ``kl_mass``, ``kl_top``, ``kl_other`` are the unweighted KL terms averaged over
@@ -56,7 +64,7 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
     num_classes = student_logits.shape[1]
     check_options(num_classes, w0=w0, w1=w1, w2=w2, temperature=temperature, ignore_index=ignore_index,
                   partition=partition, logit_standardize=logit_standardize, ignore_incorrect=ignore_incorrect,
-                  entropy_weight=entropy_weight,
+                  entropy_weight=entropy_weight, mass_clamp=mass_clamp,
                   **(dict(k=k) if partition == 'topk' else dict(top_p=top_p, k_max=k_max)))
     if ignore_incorrect and gt is None:
         raise ValueError('gdkd_loss with ignore_incorrect=True needs gt: it keeps the pixels where the teacher\'s '
@@ -74,11 +82,13 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
         # a class joins K while the mass of the classes ranked above it is still below top_p
         partition_args = dict(head_indices=head_indices, head_groups=((top_probs.cumsum(1) - top_probs) >= top_p))
     loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, w0, (w1, w2), temperature,
-                                               **partition_args)
+                                               mass_clamp=mass_clamp, **partition_args)
     parts = dict(kl_mass=kl_mass, kl_top=kl_groups[0], kl_other=kl_groups[1])
     if entropy_weight > 0:
         entropy = _mean_entropy(student_logits, temperature)
-        loss = loss - entropy_weight * entropy
+        # a tensor, not a Python bool: no wait for the GPU in every step
+        any_valid = torch.ones((), device=loss.device) if valid is None else valid.any().to(loss.dtype)
+        loss = loss - entropy_weight * entropy * any_valid
         parts['entropy'] = entropy.detach()
     return loss, parts
 
@@ -117,7 +127,7 @@ def gdkd_pixel_terms(student_logits: Tensor, teacher_logits: Tensor, k: int = 3,
 
 def gdkd3_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor] = None, k: int = 3,
                w0: float = 1.0, w1: float = 1.0, w2: float = 2.0, temperature: float = 1.0,
-               ignore_index: int = 255) -> Tuple[Tensor, Dict[str, Tensor]]:
+               ignore_index: int = 255, mass_clamp: Optional[float] = None) -> Tuple[Tensor, Dict[str, Tensor]]:
     """GDKD with three groups: the teacher's top-1, its top-2..k, and the rest.
 
     Args:
@@ -125,26 +135,27 @@ def gdkd3_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tens
         w0: weight of the KL between the three group masses.
         w1: weight of the KL within the top-2..k group (the top-1 group's within-KL is identically 0).
         w2: weight of the KL within the rest.
+        mass_clamp: None, or the eps to which each of the three masses is clamped (as in :func:`gdkd_loss`).
         Others as in :func:`gdkd_loss`.
 
     Returns:
         ``(loss, parts)`` with parts ``kl_mass``, ``kl_mid``, ``kl_other``.
     """
     check_options(student_logits.shape[1], k=k, w0=w0, w1=w1, w2=w2, temperature=temperature,
-                  ignore_index=ignore_index)
+                  ignore_index=ignore_index, mass_clamp=mass_clamp)
     student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index)
     loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, w0, (0.0, w1, w2), temperature,
-                                               top_k=k, rank_groups=[0] + [1] * (k - 1))
+                                               top_k=k, rank_groups=[0] + [1] * (k - 1), mass_clamp=mass_clamp)
     return loss, dict(kl_mass=kl_mass, kl_mid=kl_groups[1], kl_other=kl_groups[2])
 
 
 def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Tensor, alpha: float = 1.0, beta: float = 8.0,
-             temperature: float = 1.0, ignore_index: int = 255,
-             logit_standardize: bool = False) -> Tuple[Tensor, Dict[str, Tensor]]:
+             temperature: float = 1.0, ignore_index: int = 255, logit_standardize: bool = False,
+             mass_clamp: Optional[float] = None) -> Tuple[Tensor, Dict[str, Tensor]]:
     """DKD (Zhao et al., 2022): the ground-truth class against the rest.
 
     ``alpha`` weighs the target/non-target mass KL (TCKD), ``beta`` the KL among non-target classes (NCKD);
-    ``logit_standardize`` as in :func:`gdkd_loss`.
+    ``logit_standardize`` and ``mass_clamp`` (the target and non-target masses) as in :func:`gdkd_loss`.
 
     Returns:
         ``(loss, parts)`` with parts ``kl_mass`` (TCKD) and ``kl_other`` (NCKD), unweighted.
@@ -152,12 +163,13 @@ def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Tensor, alpha: 
     if gt is None:
         raise ValueError('dkd_loss needs gt: DKD splits the classes at the ground-truth label')
     check_options(alpha=alpha, beta=beta, temperature=temperature, ignore_index=ignore_index,
-                  logit_standardize=logit_standardize)
+                  logit_standardize=logit_standardize, mass_clamp=mass_clamp)
     student_logits, teacher_logits, labels, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index,
                                                                  logit_standardize)
     head_indices = labels.unsqueeze(1)
     loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, alpha, (0.0, beta), temperature,
-                                               head_indices=head_indices, head_groups=torch.zeros_like(head_indices))
+                                               head_indices=head_indices, head_groups=torch.zeros_like(head_indices),
+                                               mass_clamp=mass_clamp)
     return loss, dict(kl_mass=kl_mass, kl_other=kl_groups[1])
 
 

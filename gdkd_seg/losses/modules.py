@@ -58,11 +58,12 @@ class GDKDLoss(DistillLoss):
     def __init__(self, k: int = 3, w0: float = 1.0, w1: float = 1.0, w2: float = 2.0, temperature: float = 1.0,
                  loss_weight: float = 1.0, ignore_index: int = 255, partition: str = 'topk', top_p: float = 0.9,
                  k_max: Optional[int] = None, logit_standardize: bool = False, ignore_incorrect: bool = False,
-                 entropy_weight: float = 0.0, loss_name: str = 'loss_gdkd') -> None:
+                 entropy_weight: float = 0.0, mass_clamp: Optional[float] = None,
+                 loss_name: str = 'loss_gdkd') -> None:
         super().__init__(loss_weight, loss_name, k=k, w0=w0, w1=w1, w2=w2, temperature=temperature,
                          ignore_index=ignore_index, partition=partition, top_p=top_p, k_max=k_max,
                          logit_standardize=logit_standardize, ignore_incorrect=ignore_incorrect,
-                         entropy_weight=entropy_weight)
+                         entropy_weight=entropy_weight, mass_clamp=mass_clamp)
 
 
 @MODELS.register_module()
@@ -72,9 +73,10 @@ class GDKD3Loss(DistillLoss):
     loss_fn = staticmethod(gdkd3_loss)
 
     def __init__(self, k: int = 3, w0: float = 1.0, w1: float = 1.0, w2: float = 2.0, temperature: float = 1.0,
-                 loss_weight: float = 1.0, ignore_index: int = 255, loss_name: str = 'loss_gdkd3') -> None:
+                 loss_weight: float = 1.0, ignore_index: int = 255, mass_clamp: Optional[float] = None,
+                 loss_name: str = 'loss_gdkd3') -> None:
         super().__init__(loss_weight, loss_name, k=k, w0=w0, w1=w1, w2=w2, temperature=temperature,
-                         ignore_index=ignore_index)
+                         ignore_index=ignore_index, mass_clamp=mass_clamp)
 
 
 @MODELS.register_module()
@@ -84,9 +86,10 @@ class DKDLoss(DistillLoss):
     loss_fn = staticmethod(dkd_loss)
 
     def __init__(self, alpha: float = 1.0, beta: float = 8.0, temperature: float = 1.0, loss_weight: float = 1.0,
-                 ignore_index: int = 255, logit_standardize: bool = False, loss_name: str = 'loss_dkd') -> None:
+                 ignore_index: int = 255, logit_standardize: bool = False, mass_clamp: Optional[float] = None,
+                 loss_name: str = 'loss_dkd') -> None:
         super().__init__(loss_weight, loss_name, alpha=alpha, beta=beta, temperature=temperature,
-                         ignore_index=ignore_index, logit_standardize=logit_standardize)
+                         ignore_index=ignore_index, logit_standardize=logit_standardize, mass_clamp=mass_clamp)
 
 
 @MODELS.register_module()

@@ -49,6 +49,10 @@ def _check_option(name: str, value: Any, num_classes: Optional[int]) -> None:
             raise ConfigError(f'{name} must be >= 1, got {name}={value}')
         if num_classes is not None and value > num_classes:
             raise ConfigError(f'{name}={value} is larger than the number of classes C={num_classes}')
+    elif name == 'mass_clamp':
+        if value is not None and not 0 < _check_real(name, value) < 0.5:
+            raise ConfigError(f'mass_clamp must be None (exact masses) or an eps in (0, 0.5), e.g. '
+                              f'1.1920928955078125e-07 (float32 eps, the authors\' clamp), got mass_clamp={value}')
     elif name == 'partition':
         if value not in PARTITIONS:
             raise ConfigError(f"partition must be 'topk' or 'topp', got partition={value!r}")
@@ -75,7 +79,8 @@ def check_options(num_classes: Optional[int] = None, **options: Any) -> None:
             ``entropy_weight``, ``loss_weight`` (finite numbers >= 0), ``temperature`` (> 0), ``top_p`` (in
             (0, 1]), ``k`` (integer >= 1), ``k_max`` (None or integer >= 1), ``partition`` (``'topk'`` /
             ``'topp'``), ``ignore_index`` (integer), the switches ``logit_standardize``, ``per_image_intra``,
-            ``ignore_incorrect`` (bools) and ``loss_name`` (a string containing ``loss``).
+            ``ignore_incorrect`` (bools), ``mass_clamp`` (None or a number in (0, 0.5)) and ``loss_name`` (a string
+            containing ``loss``).
 
     Raises:
         ConfigError: (a ValueError) naming the option, its value and what it must be.

@@ -29,6 +29,10 @@ LOSSES = {
     'gdkd3': lambda s, t, gt, T: gdkd3_loss(s, t, gt, k=4, w0=1.5, w1=0.5, w2=2.0, temperature=T),
     'dkd': lambda s, t, gt, T: dkd_loss(s, t, gt, alpha=1.0, beta=8.0, temperature=T),
     'kd': lambda s, t, gt, T: kd_loss(s, t, gt, temperature=T),
+    # the authors' mass clamp, at an eps that these logits' masses cross
+    'gdkd-k3-clamped': lambda s, t, gt, T: gdkd_loss(s, t, gt, k=3, temperature=T, mass_clamp=1e-3),
+    'gdkd3-clamped': lambda s, t, gt, T: gdkd3_loss(s, t, gt, k=4, temperature=T, mass_clamp=1e-3),
+    'dkd-clamped': lambda s, t, gt, T: dkd_loss(s, t, gt, temperature=T, mass_clamp=1e-3),
 }
 # spatial sizes that are not multiples of the kernels' pixel blocks, single pixels, and (N, C) rows
 SHAPES = [(2, 19, 5, 7), (3, 19, 1, 1), (1, 150, 5, 13), (2, 5, 64, 3), (7, 19), (130, 6)]
@@ -262,9 +266,10 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from gdkd_seg.losses.kernels.grouped_kl_triton import grouped_kl_kernel
 kernel = triton.jit(grouped_kl_kernel)
-for dtype, groups, top_k, explicit, block_c, block_p, warps in [
-        ('fp32', 2, 3, False, 32, 64, 4), ('bf16', 3, 4, False, 256, 8, 4), ('fp64', 2, 0, True, 1024, 2, 8),
-        ('fp16', 1, 0, False, 32, 128, 8)]:
+for dtype, groups, top_k, explicit, clamp, block_c, block_p, warps in [
+        ('fp32', 2, 3, False, False, 32, 64, 4), ('fp32', 2, 3, False, True, 32, 64, 4),
+        ('bf16', 3, 4, False, True, 256, 8, 4), ('fp64', 2, 0, True, True, 1024, 2, 8),
+        ('fp16', 1, 0, False, False, 32, 128, 8)]:
     compute = 'fp64' if dtype == 'fp64' else 'fp32'
     signature = dict(student='*' + dtype, teacher='*' + dtype, grad='*' + compute, valid='*u8', head_indices='*i64',
                      head_groups='*i64', rank_groups='*i32', weights='*' + compute, sums='*' + compute)
@@ -272,7 +277,7 @@ for dtype, groups, top_k, explicit, block_c, block_p, warps in [
                  'g_pixel v_image v_pixel h_image h_slot h_pixel').split():
         signature[name] = 'i32'
     constants = dict(NUM_GROUPS=groups, TOP_K=top_k, EXPLICIT_HEAD=explicit, HAS_VALID=True, WITH_GRAD=True,
-                     FLOAT64=dtype == 'fp64', BLOCK_C=block_c, BLOCK_P=block_p, GROUP_ROWS=4)
+                     MASS_CLAMP=clamp, FLOAT64=dtype == 'fp64', BLOCK_C=block_c, BLOCK_P=block_p, GROUP_ROWS=4)
     signature.update(dict.fromkeys(constants, 'constexpr'))
     compiled = triton.compile(ASTSource(kernel, signature, constexprs=constants),
                               target=GPUTarget('cuda', 90, 32), options=dict(num_warps=warps))

@@ -32,25 +32,12 @@ from gdkd_seg.losses import (
     gdkd_loss,
     kd_loss,
 )
-from gdkd_seg.losses.kernels import cpu, gpu
 
 IGNORE = 255
 
 
-@pytest.fixture(autouse=True, params=['kernel', 'pytorch', 'triton'])
-def implementation(request):
-    """Every test runs on the three implementations of the grouped losses: the fused CPU kernel (which must build
-    on the test machine), the PyTorch one, and the Triton kernel that GPUs run (here through Triton's
-    interpreter on CPU tensors)."""
-    if request.param == 'pytorch':
-        with cpu.switched_off():
-            yield request.param
-    elif request.param == 'triton':
-        with gpu.interpreted_on_cpu():
-            yield request.param
-    else:
-        assert cpu.library() is not None, 'the fused CPU kernel did not build (see the warning)'
-        yield request.param
+# every test runs on the three implementations (tests/losses/conftest.py)
+pytestmark = pytest.mark.usefixtures('implementation')
 
 # --------------------------------------------------------------------------------------------------------------
 # Independent reference

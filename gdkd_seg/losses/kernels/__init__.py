@@ -23,10 +23,14 @@ Numerics, the same in all three:
   outside its top classes) and fp16/bf16 inputs stay finite. No probabilities are summed and logged;
 * within-group KLs ``Σ_{i∈g} q_t(i)·(log q_t(i) − log q_s(i))`` form each log-probability ``z_i/T − lse_g(z/T)``
   before subtracting, so a large common offset between teacher and student logits cancels exactly;
+* the authors' mass clamp, where asked for (``mass_clamp=eps``), is applied to the log-masses: a mass below eps is
+  read from its own log, a mass above 1 − eps from the log-sum-exp of the other groups' (its complement), so the
+  decision does not depend on how 1 − 1e-8 rounds;
 * the student gradient has a closed form per class i in group g,
-  ``∂L/∂s_i = T² · [w_mass · q_s(i)·(b_s(g) − b_t(g)) + w_g · (q_s(i) − q_t(i))]``, recomputed in backward from the
-  inputs and a few per-pixel statistics (PyTorch), or written during forward (kernels: the gradient is backward's
-  output anyway, so keeping it costs no more memory than recomputing it).
+  ``∂L/∂s_i = T² · [w_mass · q_s(i)·(b_s(g) − b_t(g)) + w_g · (q_s(i) − q_t(i))]`` (with the clamp,
+  ``b_s(g) − b_t(g)`` becomes ``b_s(g)·S − u(g)·b̃_t(g)``: see :func:`.pytorch.mass_gradient`), recomputed in
+  backward from the inputs and a few per-pixel statistics (PyTorch), or written during forward (kernels: the
+  gradient is backward's output anyway, so keeping it costs no more memory than recomputing it).
 """
 from typing import Optional, Sequence, Tuple
 
@@ -40,7 +44,8 @@ from . import cpu, gpu, pytorch
 def grouped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, valid: Optional[Tensor], mass_weight: float,
                     group_weights: Sequence[float], temperature: float, head_indices: Optional[Tensor] = None,
                     head_groups: Optional[Tensor] = None, top_k: int = 0,
-                    rank_groups: Sequence[int] = ()) -> Tuple[Tensor, Tensor, Tensor]:
+                    rank_groups: Sequence[int] = (),
+                    mass_clamp: Optional[float] = None) -> Tuple[Tensor, Tensor, Tensor]:
     """Mean over valid pixels of the grouped KD loss for a given class partition, by the first implementation that
     takes the inputs: the GPU kernel, the CPU kernel, else PyTorch.
 
@@ -55,6 +60,9 @@ def grouped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, valid: Optio
         head_groups: the group (``0 .. m-1``) of each; or None, and then
         top_k, rank_groups: the head is the teacher's ``top_k`` classes, its j-th largest in group ``rank_groups[j]``.
             All other classes are in group m-1.
+        mass_clamp: None for the exact mass KL, or eps: the group masses of teacher and student clamped to
+            ``[eps, 1 − eps]`` before their logs, with no gradient through a clamped student mass (the authors'
+            code, see :func:`.pytorch.clamp_log_masses`).
 
     Returns:
         ``(loss, kl_mass, kl_groups)``: the scalar loss, the mean group-mass KL and the mean within-group KL of each
@@ -64,7 +72,7 @@ def grouped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, valid: Optio
         partition = dict(top_k=top_k, rank_groups=tuple(rank_groups))
     else:
         partition = dict(head_indices=head_indices, head_groups=head_groups.long())
-    options = (tuple(group_weights), float(mass_weight), float(temperature))
+    options = (tuple(group_weights), float(mass_weight), float(temperature), mass_clamp)
     if gpu.supports(student_logits, len(group_weights)):
         means = gpu.TritonGroupedKL.apply(student_logits, teacher_logits, valid, partition, *options)
         return means[0], means[1].detach(), means[2:].detach()

@@ -47,7 +47,7 @@ class _Args(ctypes.Structure):
         ('head_size', ctypes.c_int64),
         ('head_indices', ctypes.c_void_p), ('head_groups', ctypes.c_void_p), ('rank_groups', ctypes.c_void_p),
         ('num_groups', ctypes.c_int64), ('group_weights', ctypes.c_void_p),
-        ('mass_weight', ctypes.c_double), ('temperature', ctypes.c_double),
+        ('mass_weight', ctypes.c_double), ('temperature', ctypes.c_double), ('mass_clamp', ctypes.c_double),
         ('valid', ctypes.c_void_p),
         ('total', ctypes.c_void_p), ('kl_mass', ctypes.c_void_p), ('kl_groups', ctypes.c_void_p),
         ('grad', ctypes.c_void_p),
@@ -140,7 +140,8 @@ def _pointer(tensor: Optional[Tensor]) -> Optional[int]:
 def grouped_kl(student_logits: Tensor, teacher_logits: Tensor, group_weights: Sequence[float], mass_weight: float,
                temperature: float, head_indices: Optional[Tensor] = None, head_groups: Optional[Tensor] = None,
                top_k: int = 0, rank_groups: Sequence[int] = (), valid: Optional[Tensor] = None,
-               with_grad: bool = True) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+               with_grad: bool = True,
+               mass_clamp: Optional[float] = None) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
     """Run the kernel on ``(B, C, *spatial)`` or ``(N, C)`` logits of one dtype (float32 or float64).
 
     Args:
@@ -152,6 +153,7 @@ def grouped_kl(student_logits: Tensor, teacher_logits: Tensor, group_weights: Se
         top_k, rank_groups: the head is the teacher's ``top_k`` classes, the j-th largest in group ``rank_groups[j]``.
         valid: boolean ``(B, *spatial)`` mask; invalid pixels get zero loss and gradient. None: all valid.
         with_grad: also return the gradient of each pixel's loss w.r.t. its student logits.
+        mass_clamp: None (exact masses) or the eps of the authors' mass clamp.
 
     Returns:
         ``(total, kl_mass, kl_groups, grad)``: per-pixel ``(B, *spatial)`` loss and mass KL, ``(G, B, *spatial)``
@@ -159,7 +161,7 @@ def grouped_kl(student_logits: Tensor, teacher_logits: Tensor, group_weights: Se
     """
     if student_logits.dim() > 2:
         return _run(student_logits, teacher_logits, group_weights, mass_weight, temperature, head_indices,
-                    head_groups, top_k, rank_groups, valid, with_grad)
+                    head_groups, top_k, rank_groups, valid, with_grad, mass_clamp)
 
     # rows (N, C) as one image of N pixels (1, C, N), so that each class's values lie contiguously
     def as_plane(tensor: Optional[Tensor]) -> Optional[Tensor]:
@@ -168,14 +170,14 @@ def grouped_kl(student_logits: Tensor, teacher_logits: Tensor, group_weights: Se
     total, kl_mass, kl_groups, grad = _run(
         as_plane(student_logits), as_plane(teacher_logits), group_weights, mass_weight, temperature,
         as_plane(head_indices), as_plane(head_groups), top_k, rank_groups,
-        None if valid is None else valid.unsqueeze(0), with_grad)
+        None if valid is None else valid.unsqueeze(0), with_grad, mass_clamp)
     return total[0], kl_mass[0], kl_groups[:, 0], None if grad is None else grad[0].t()
 
 
 def _run(student_logits: Tensor, teacher_logits: Tensor, group_weights: Sequence[float], mass_weight: float,
          temperature: float, head_indices: Optional[Tensor], head_groups: Optional[Tensor], top_k: int,
-         rank_groups: Sequence[int], valid: Optional[Tensor],
-         with_grad: bool) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
+         rank_groups: Sequence[int], valid: Optional[Tensor], with_grad: bool,
+         mass_clamp: Optional[float]) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
     """:func:`grouped_kl` on ``(B, C, *spatial)`` logits with at least one spatial dim."""
     lib = library()
     dtype = student_logits.dtype
@@ -199,8 +201,8 @@ def _run(student_logits: Tensor, teacher_logits: Tensor, group_weights: Sequence
     grad = torch.empty_like(student) if with_grad else None
     args = _Args(_pointer(student), _pointer(teacher), num_images, num_classes, plane, head_size,
                  _pointer(head_indices), _pointer(head_groups), _pointer(ranks), num_groups, _pointer(weights),
-                 float(mass_weight), float(temperature), _pointer(valid_bytes), _pointer(total), _pointer(kl_mass),
-                 _pointer(kl_groups), _pointer(grad), torch.get_num_threads())
+                 float(mass_weight), float(temperature), float(mass_clamp or 0.0), _pointer(valid_bytes),
+                 _pointer(total), _pointer(kl_mass), _pointer(kl_groups), _pointer(grad), torch.get_num_threads())
     status = getattr(lib, f'grouped_kl_{VARIANTS[dtype][1]}')(ctypes.byref(args))
     if status:
         raise RuntimeError(f'gdkd_seg CPU kernel failed: {ERRORS.get(status, status)}')
@@ -213,11 +215,11 @@ class CGroupedKL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, student_logits: Tensor, teacher_logits: Tensor, valid: Optional[Tensor], partition: dict,
-                group_weights: Sequence[float], mass_weight: float,
-                temperature: float) -> Tuple[Tensor, Tensor, Tensor]:
+                group_weights: Sequence[float], mass_weight: float, temperature: float,
+                mass_clamp: Optional[float]) -> Tuple[Tensor, Tensor, Tensor]:
         total, kl_mass, kl_groups, grad = grouped_kl(
             to_compute_dtype(student_logits), teacher_logits, group_weights, mass_weight, temperature, valid=valid,
-            with_grad=ctx.needs_input_grad[0], **partition)
+            with_grad=ctx.needs_input_grad[0], mass_clamp=mass_clamp, **partition)
         ctx.save_for_backward(grad)
         ctx.student_dtype = student_logits.dtype
         ctx.mark_non_differentiable(kl_mass, kl_groups)
@@ -227,4 +229,4 @@ class CGroupedKL(torch.autograd.Function):
     def backward(ctx, grad_total: Tensor, *unused_part_grads):
         grad, = ctx.saved_tensors
         grad = grad * grad_total.unsqueeze(1).to(grad.dtype)
-        return grad.to(ctx.student_dtype), None, None, None, None, None, None
+        return grad.to(ctx.student_dtype), None, None, None, None, None, None, None

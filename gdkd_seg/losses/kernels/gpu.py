@@ -20,6 +20,7 @@ Decisions:
   (``TRITON_INTERPRET=1``, set by ``tests/conftest.py``), which is how CI tests it;
 * ``GDKD_TRITON_KERNEL=0`` (or :func:`switched_off`) turns the kernel off and the PyTorch implementation runs.
 """
+import math
 import os
 import warnings
 from contextlib import nullcontext
@@ -116,11 +117,12 @@ def _next_power_of_2(value: int) -> int:
 def launch(student_logits: Tensor, teacher_logits: Tensor, valid: Optional[Tensor], group_weights: Sequence[float],
            mass_weight: float, temperature: float, head_indices: Optional[Tensor] = None,
            head_groups: Optional[Tensor] = None, top_k: int = 0, rank_groups: Sequence[int] = (),
-           with_grad: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
+           with_grad: bool = True, mass_clamp: Optional[float] = None) -> Tuple[Tensor, Optional[Tensor]]:
     """Run the kernel.
 
     Args: as :func:`gdkd_seg.losses.gdkd.grouped_kd_loss` (logits of the same shape, any floating dtypes), and
         with_grad: also return the gradient of each valid pixel's loss w.r.t. its student logits.
+        mass_clamp: None (exact masses) or the eps of the authors' mass clamp.
 
     Returns:
         ``(sums, grad)``: ``sums`` holds, summed over valid pixels, the loss, the mass KL, each group's KL, and
@@ -153,7 +155,9 @@ def launch(student_logits: Tensor, teacher_logits: Tensor, valid: Optional[Tenso
         heads = groups = torch.empty(0, dtype=torch.int64, device=device)
         head_size = top_k
     ranks = _device_constants(tuple(rank_groups) or (0,), torch.int32, device)
-    weights = _device_constants((*map(float, group_weights), float(mass_weight), float(temperature)), compute, device)
+    clamp_bounds = (math.log(mass_clamp), math.log1p(-mass_clamp)) if mass_clamp else (0.0, 0.0)
+    weights = _device_constants((*map(float, group_weights), float(mass_weight), float(temperature), *clamp_bounds),
+                                compute, device)
     valid_plane = None if valid is None else _as_planes(valid.unsqueeze(1))[:, 0].view(torch.uint8)
     placeholder = sums  # for pointers the kernel does not read (the flags below say so)
     # on CPU the interpreter computes masked-off lanes too (log 0 and the like) in numpy: quiet its warnings
@@ -164,8 +168,9 @@ def launch(student_logits: Tensor, teacher_logits: Tensor, valid: Optional[Tenso
             *student.stride(), *teacher.stride(), *(grad.stride() if with_grad else (0, 0, 0)),
             *((0, 0) if valid is None else valid_plane.stride()), *(heads.stride() if explicit else (0, 0, 0)),
             NUM_GROUPS=num_groups, TOP_K=0 if explicit else top_k, EXPLICIT_HEAD=explicit,
-            HAS_VALID=valid is not None, WITH_GRAD=with_grad, FLOAT64=compute == torch.float64, BLOCK_C=block_c,
-            BLOCK_P=block_p, GROUP_ROWS=MAX_GROUPS, num_warps=LAUNCH['num_warps'])
+            HAS_VALID=valid is not None, WITH_GRAD=with_grad, MASS_CLAMP=bool(mass_clamp),
+            FLOAT64=compute == torch.float64, BLOCK_C=block_c, BLOCK_P=block_p, GROUP_ROWS=MAX_GROUPS,
+            num_warps=LAUNCH['num_warps'])
     if with_grad:
         grad = grad[0].t() if student_logits.dim() == 2 else grad.view(student_logits.shape)
     return sums.sum(0), grad
@@ -176,9 +181,10 @@ class TritonGroupedKL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, student_logits: Tensor, teacher_logits: Tensor, valid: Optional[Tensor], partition: dict,
-                group_weights: Sequence[float], mass_weight: float, temperature: float) -> Tensor:
+                group_weights: Sequence[float], mass_weight: float, temperature: float,
+                mass_clamp: Optional[float]) -> Tensor:
         sums, grad = launch(student_logits, teacher_logits, valid, group_weights, mass_weight, temperature,
-                            with_grad=ctx.needs_input_grad[0], **partition)
+                            with_grad=ctx.needs_input_grad[0], mass_clamp=mass_clamp, **partition)
         count = sums[-1:].clamp(min=1)
         ctx.save_for_backward(grad, count)
         ctx.student_dtype = student_logits.dtype
@@ -188,4 +194,4 @@ class TritonGroupedKL(torch.autograd.Function):
     def backward(ctx, grad_means: Tensor, *unused):
         grad, count = ctx.saved_tensors
         grad = grad * (grad_means[:1] / count).to(grad.dtype)
-        return grad.to(ctx.student_dtype), None, None, None, None, None, None
+        return grad.to(ctx.student_dtype), None, None, None, None, None, None, None

@@ -34,6 +34,7 @@ typedef struct {
     int64_t num_groups;                     /* the tail (every class not in the head) is the last group */
     const double *group_weights;            /* (num_groups,) */
     double mass_weight, temperature;
+    double mass_clamp;                      /* eps of the authors' mass clamp, or 0: exact masses */
     const uint8_t *valid;                   /* (num_images * plane) or NULL: all valid */
     void *total, *kl_mass, *kl_groups;      /* SCALAR: (P,), (P,), (num_groups, P) */
     void *grad;                             /* SCALAR, like student, for a unit upstream gradient; or NULL */
@@ -213,11 +214,27 @@ static void FN(head_sums)(const GroupedKLArgs *a, Scratch *w, GroupStats *st, co
         }
 }
 
+/* The authors' clamp of group g's log-mass to [log eps, log(1 − eps)] (lower, upper); a mass is above 1 − eps when
+ * the other groups' together are below eps, read from their log-masses (1 − 1e-8 has no float32 log). Empty groups
+ * have log-mass -inf. Returns the clamped log-mass; *inside (when not NULL) says whether it was left as it is. */
+static double clamp_log_mass(const double *log_mass, int64_t G, int64_t g, double lower, double upper,
+                             int *inside) {
+    double top = -INFINITY, rest = 0.0;
+    for (int64_t h = 0; h < G; ++h)
+        if (h != g && log_mass[h] > top) top = log_mass[h];
+    for (int64_t h = 0; h < G; ++h)
+        if (h != g && top > -INFINITY) rest += exp(log_mass[h] - top);
+    const double log_rest = top > -INFINITY ? top + log(rest) : -INFINITY;
+    if (inside) *inside = log_mass[g] >= lower && log_rest >= lower;
+    return log_mass[g] < lower ? lower : log_rest < lower ? upper : log_mass[g];
+}
+
 /* Step 4 for one pixel: per-pixel outputs and the gradient's coefficients. With
  * m_g = max_g + log sum_g the log-mass of group g up to a common constant:
  *   KL_g = Σ q_t·(log q_t − log q_s) = cross_g/sum_t,g − log sum_t,g + log sum_s,g
  *   log b(g) = m_g − log Σ_h exp(m_h)
- *   dL/dz_s(c) = T·[w_mass·q_s(c)·(b_s(g) − b_t(g)) + w_g·(q_s(c) − q_t(c))] for c in group g. */
+ *   dL/dz_s(c) = T·[w_mass·q_s(c)·gap(g) + w_g·(q_s(c) − q_t(c))] for c in group g, gap(g) = b_s(g) − b_t(g), or
+ *   with the clamp b_s(g)·S − u(g)·b~_t(g), S = Σ_h u(h)·b~_t(h) (b~: clamped, u: the student's mass inside). */
 static void FN(finish_pixel)(const GroupedKLArgs *a, GroupStats *st, int64_t i, int64_t q) {
     const int64_t G = a->num_groups, num_pixels = a->num_images * a->plane;
     SCALAR *kl_groups = (SCALAR *)a->kl_groups;
@@ -252,15 +269,32 @@ static void FN(finish_pixel)(const GroupedKLArgs *a, GroupStats *st, int64_t i, 
         norm_s += mass_s[g];
     }
     const double log_norm_t = log(norm_t), log_norm_s = log(norm_s);
-    double mass_kl = 0.0;
+    double log_b_t[MAX_GROUPS], log_b_s[MAX_GROUPS], gap[MAX_GROUPS], mass_kl = 0.0;
+    for (int64_t g = 0; g < G; ++g) {
+        log_b_t[g] = log_b_s[g] = -INFINITY;
+        if (!st->count[g][i]) continue;
+        log_b_t[g] = st->max_t[g][i] + log_sum_t[g] - top_t - log_norm_t;
+        log_b_s[g] = st->max_s[g][i] + log_sum_s[g] - top_s - log_norm_s;
+        gap[g] = mass_s[g] / norm_s - mass_t[g] / norm_t;
+        if (G > 1 && a->mass_clamp == 0) mass_kl += mass_t[g] / norm_t * (log_b_t[g] - log_b_s[g]);
+    }
+    if (G > 1 && a->mass_clamp > 0) {
+        const double lower = log(a->mass_clamp), upper = log1p(-a->mass_clamp);
+        double passed[MAX_GROUPS], passed_sum = 0.0;  /* u(g)·b~_t(g) and S */
+        for (int64_t g = 0; g < G; ++g) {
+            int student_inside;
+            const double t = clamp_log_mass(log_b_t, G, g, lower, upper, NULL);
+            const double s = clamp_log_mass(log_b_s, G, g, lower, upper, &student_inside);
+            mass_kl += exp(t) * (t - s);
+            passed[g] = student_inside ? exp(t) : 0.0;
+            passed_sum += passed[g];
+        }
+        for (int64_t g = 0; g < G; ++g) gap[g] = exp(log_b_s[g]) * passed_sum - passed[g];
+    }
     for (int64_t g = 0; g < G; ++g) {
         st->coef_s[g][i] = st->coef_t[g][i] = 0;
         if (!st->count[g][i]) continue;
-        const double b_t = mass_t[g] / norm_t, b_s = mass_s[g] / norm_s;
-        const double log_b_t = st->max_t[g][i] + log_sum_t[g] - top_t - log_norm_t;
-        const double log_b_s = st->max_s[g][i] + log_sum_s[g] - top_s - log_norm_s;
-        if (G > 1) mass_kl += b_t * (log_b_t - log_b_s);
-        st->coef_s[g][i] = (SCALAR)(a->temperature * (a->mass_weight * (b_s - b_t) + a->group_weights[g])
+        st->coef_s[g][i] = (SCALAR)(a->temperature * (a->mass_weight * gap[g] + a->group_weights[g])
                                     / st->sum_s[g][i]);
         st->coef_t[g][i] = (SCALAR)(-a->temperature * a->group_weights[g] / st->sum_t[g][i]);
     }

@@ -20,8 +20,8 @@ def grouped_kl_kernel(
         s_image, s_class, s_pixel, t_image, t_class, t_pixel, g_image, g_class, g_pixel,
         v_image, v_pixel, h_image, h_slot, h_pixel,
         NUM_GROUPS: tl.constexpr, TOP_K: tl.constexpr, EXPLICIT_HEAD: tl.constexpr, HAS_VALID: tl.constexpr,
-        WITH_GRAD: tl.constexpr, FLOAT64: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr,
-        GROUP_ROWS: tl.constexpr):
+        WITH_GRAD: tl.constexpr, MASS_CLAMP: tl.constexpr, FLOAT64: tl.constexpr, BLOCK_C: tl.constexpr,
+        BLOCK_P: tl.constexpr, GROUP_ROWS: tl.constexpr):
     compute = tl.float64 if FLOAT64 else tl.float32
     block = tl.program_id(0)
     image = tl.program_id(1).to(tl.int64)
@@ -30,7 +30,8 @@ def grouped_kl_kernel(
     pixel_in = pixels < num_pixels
     inside = (classes[:, None] < num_classes) & pixel_in[None, :]
     pixels = pixels.to(tl.int64)
-    # weights: the group weights, then the mass weight and the temperature (a tensor, so float64 stays float64)
+    # weights: the group weights, then the mass weight, the temperature and the clamp's log-bounds (a tensor, so
+    # float64 stays float64)
     mass_weight = tl.load(weights + NUM_GROUPS).to(compute)
     temperature = tl.load(weights + NUM_GROUPS + 1).to(compute)
     inv_t = 1.0 / temperature
@@ -114,17 +115,41 @@ def grouped_kl_kernel(
                                                                0.0), 0, ADD)))[None, :]
     log_mass_s = lse_s_rows - (top_s + tl.log(tl.reduce(tl.where(in_rows, tl.exp(lse_s_rows - top_s[None, :]),
                                                                0.0), 0, ADD)))[None, :]
-    mass_t = tl.exp(log_mass_t)
-    row_nonempty = in_rows & (lse_t_rows != float('-inf'))
-    kl_mass = tl.reduce(tl.where(row_nonempty, mass_t * (log_mass_t - log_mass_s), 0.0), 0, ADD)
+    if MASS_CLAMP:
+        # the authors' clamp of each mass to [eps, 1 − eps], in log space: a mass is above 1 − eps when the other
+        # groups' together are below eps (read from their log-masses: 1 − 1e-8 has no float32 log)
+        lower = tl.load(weights + NUM_GROUPS + 2).to(compute)
+        upper = tl.load(weights + NUM_GROUPS + 3).to(compute)
+        rest_t = tl.full([GROUP_ROWS, BLOCK_P], float('-inf'), compute)
+        rest_s = tl.full([GROUP_ROWS, BLOCK_P], float('-inf'), compute)
+        for g in tl.static_range(NUM_GROUPS):
+            other = rows[:, None] != g
+            top_other_t = tl.reduce(tl.where(other, log_mass_t, float('-inf')), 0, MAX)
+            top_other_s = tl.reduce(tl.where(other, log_mass_s, float('-inf')), 0, MAX)
+            top_other_t = tl.where(top_other_t == float('-inf'), 0.0, top_other_t)
+            top_other_s = tl.where(top_other_s == float('-inf'), 0.0, top_other_s)
+            rest_t = tl.where(rows[:, None] == g, (top_other_t + tl.log(tl.reduce(
+                tl.where(other, tl.exp(log_mass_t - top_other_t[None, :]), 0.0), 0, ADD)))[None, :], rest_t)
+            rest_s = tl.where(rows[:, None] == g, (top_other_s + tl.log(tl.reduce(
+                tl.where(other, tl.exp(log_mass_s - top_other_s[None, :]), 0.0), 0, ADD)))[None, :], rest_s)
+        clamped_t = tl.where(log_mass_t < lower, lower, tl.where(rest_t < lower, upper, log_mass_t))
+        clamped_s = tl.where(log_mass_s < lower, lower, tl.where(rest_s < lower, upper, log_mass_s))
+        kl_mass = tl.reduce(tl.where(in_rows, tl.exp(clamped_t) * (clamped_t - clamped_s), 0.0), 0, ADD)
+        # the gradient passes where the student's mass is inside: b_s(g)·S − u(g)·b~_t(g), S = Σ u·b~_t
+        passed = tl.where(in_rows & (log_mass_s >= lower) & (rest_s >= lower), tl.exp(clamped_t), 0.0)
+        mass_gap = tl.where(in_rows, tl.exp(log_mass_s) * tl.reduce(passed, 0, ADD)[None, :] - passed, 0.0)
+    else:
+        mass_t = tl.exp(log_mass_t)
+        row_nonempty = in_rows & (lse_t_rows != float('-inf'))
+        kl_mass = tl.reduce(tl.where(row_nonempty, mass_t * (log_mass_t - log_mass_s), 0.0), 0, ADD)
+        mass_gap = tl.where(in_rows, tl.exp(log_mass_s) - mass_t, 0.0)
     total = temperature * temperature * (mass_weight * kl_mass + within)
     tl.store(partial, tl.reduce(tl.where(counted, total, 0.0), 0, ADD))
     tl.store(partial + 1, tl.reduce(tl.where(counted, kl_mass, 0.0), 0, ADD))
     tl.store(partial + NUM_GROUPS + 2, tl.reduce(counted.to(compute), 0, ADD))
 
     if WITH_GRAD:
-        # dL/dz_i = T·[w_mass·q_s(i)·(b_s(g) − b_t(g)) + w_g·(q_s(i) − q_t(i))] for class i in group g
-        mass_gap = tl.where(in_rows, tl.exp(log_mass_s) - mass_t, 0.0)
+        # dL/dz_i = T·[w_mass·q_s(i)·gap(g) + w_g·(q_s(i) − q_t(i))] for class i in group g
         gap = tl.full([BLOCK_C, BLOCK_P], 0.0, compute)
         for g in tl.static_range(NUM_GROUPS):
             row_gap = tl.reduce(tl.where(rows[:, None] == g, mass_gap, 0.0), 0, ADD)

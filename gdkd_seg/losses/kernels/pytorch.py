@@ -4,6 +4,7 @@ recomputed in backward from the inputs and a few per-pixel statistics.
 It runs where neither kernel can, and it is the reference both kernels are tested against (see
 :mod:`gdkd_seg.losses.kernels` for the definition and the numerics).
 """
+import math
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -41,12 +42,31 @@ def _group_shape(weights: Tensor, like: Tensor) -> Tensor:
     return weights.to(like).view(1, -1, *([1] * (like.dim() - 2)))
 
 
+def clamp_log_masses(log_mass: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
+    """The authors' mass clamp in log space: each group mass ``b`` of ``(N, G)`` log-masses set to
+    ``clamp(b, eps, 1 − eps)``.
+
+    A mass is above ``1 − eps`` when the other groups' masses together are below ``eps``; that complement is read
+    from their own log-masses, since a mass of ``1 − 1e-8`` rounds to 1 in float32 and its log to 0.
+
+    Returns:
+        ``(clamped, inside)``: the clamped log-masses, and where a mass was left as it is (its gradient flows).
+    """
+    num_groups = log_mass.shape[1]
+    others = log_mass.unsqueeze(1).expand(-1, num_groups, -1).masked_fill(
+        torch.eye(num_groups, dtype=torch.bool, device=log_mass.device), NEG_INF)
+    below, above = log_mass < math.log(eps), others.logsumexp(2) < math.log(eps)
+    clamped = torch.where(below, math.log(eps), torch.where(above, math.log1p(-eps), log_mass))
+    return clamped, ~(below | above)
+
+
 class _GroupedKL(torch.autograd.Function):
     """Per-pixel ``T²·[w_mass·KL(b_t‖b_s) + Σ_g w_g·KL(p_t^g‖p_s^g)]`` and its closed-form student gradient."""
 
     @staticmethod
     def forward(ctx, student_logits: Tensor, teacher_logits: Tensor, head_indices: Tensor, head_groups: Tensor,
-                group_weights: Tensor, mass_weight: float, temperature: float) -> Tuple[Tensor, Tensor, Tensor]:
+                group_weights: Tensor, mass_weight: float, temperature: float,
+                mass_clamp: Optional[float]) -> Tuple[Tensor, Tensor, Tensor]:
         num_groups = group_weights.numel()
         has_tail = head_indices.shape[1] < student_logits.shape[1]
         with torch.autocast(student_logits.device.type, enabled=False):
@@ -74,18 +94,23 @@ class _GroupedKL(torch.autograd.Function):
             student_head_log_q = student_head - lse_student.gather(1, head_groups)
             kl_groups.scatter_add_(1, head_groups, teacher_head_log_q.exp() * (teacher_head_log_q - student_head_log_q))
 
-            nonempty = lse_teacher > NEG_INF
             log_mass_student = lse_student - lse_student.logsumexp(1, keepdim=True)
             log_mass_teacher = lse_teacher - lse_teacher.logsumexp(1, keepdim=True)
-            kl_mass = torch.where(nonempty, log_mass_teacher.exp() * (log_mass_teacher - log_mass_student),
-                                  0.0).sum(1)
+            if mass_clamp is None:
+                nonempty = lse_teacher > NEG_INF
+                kl_mass = torch.where(nonempty, log_mass_teacher.exp() * (log_mass_teacher - log_mass_student),
+                                      0.0).sum(1)
+            else:  # an empty group's masses clamp to eps on both sides: its term is 0
+                log_mass_teacher, _ = clamp_log_masses(log_mass_teacher, mass_clamp)
+                kl_mass = (log_mass_teacher.exp()
+                           * (log_mass_teacher - clamp_log_masses(log_mass_student, mass_clamp)[0])).sum(1)
             total = temperature ** 2 * (mass_weight * kl_mass
                                         + (_group_shape(group_weights, kl_groups) * kl_groups).sum(1))
 
         ctx.save_for_backward(student_logits, teacher_logits, head_indices, head_groups, group_weights,
                               student_head, teacher_head, lse_student, lse_teacher, tail_max_student,
                               tail_max_teacher)
-        ctx.mass_weight, ctx.temperature = mass_weight, temperature
+        ctx.mass_weight, ctx.temperature, ctx.mass_clamp = mass_weight, temperature, mass_clamp
         ctx.mark_non_differentiable(kl_mass, kl_groups)
         return total, kl_mass, kl_groups
 
@@ -95,8 +120,8 @@ class _GroupedKL(torch.autograd.Function):
          lse_student, lse_teacher, tail_max_student, tail_max_teacher) = ctx.saved_tensors
         temperature = ctx.temperature
         with torch.autocast(student_logits.device.type, enabled=False):
-            mass_gap = ((lse_student - lse_student.logsumexp(1, keepdim=True)).exp()
-                        - (lse_teacher - lse_teacher.logsumexp(1, keepdim=True)).exp())
+            mass_gap = mass_gradient(lse_student - lse_student.logsumexp(1, keepdim=True),
+                                     lse_teacher - lse_teacher.logsumexp(1, keepdim=True), ctx.mass_clamp)
             weights = _group_shape(group_weights, lse_student)
             # ds/dz_s = 1/T against the loss's T²; per group: grad = coef_student·q_s + coef_teacher·q_t
             scale = temperature * grad_total.unsqueeze(1).to(lse_student)
@@ -116,7 +141,19 @@ class _GroupedKL(torch.autograd.Function):
             else:
                 grad = torch.zeros_like(to_compute_dtype(student_logits))
             grad.scatter_(1, head_indices, grad_head)
-        return grad.to(student_logits.dtype), None, None, None, None, None, None
+        return grad.to(student_logits.dtype), None, None, None, None, None, None, None
+
+
+def mass_gradient(log_mass_student: Tensor, log_mass_teacher: Tensor, mass_clamp: Optional[float]) -> Tensor:
+    """The mass KL's gradient with respect to each group's student log-mass (up to the log-mass's own gradient):
+    ``b_s(g) − b_t(g)`` exactly; with the clamp ``b_s(g)·S − u(g)·b̃_t(g)``, where ``b̃`` are clamped masses,
+    ``u(g)`` says whether the student's mass of g was inside the clamp and ``S = Σ_g u(g)·b̃_t(g)``: a group
+    clamped on the student's side passes no gradient, and with two groups both are clamped together."""
+    if mass_clamp is None:
+        return log_mass_student.exp() - log_mass_teacher.exp()
+    inside = clamp_log_masses(log_mass_student, mass_clamp)[1]
+    teacher = torch.where(inside, clamp_log_masses(log_mass_teacher, mass_clamp)[0].exp(), 0.0)
+    return log_mass_student.exp() * teacher.sum(1, keepdim=True) - teacher
 
 
 def _rows(tensor: Tensor) -> Tensor:
@@ -125,8 +162,8 @@ def _rows(tensor: Tensor) -> Tensor:
 
 
 def grouped_kl_per_pixel(student_logits: Tensor, teacher_logits: Tensor, partition: dict,
-                      group_weights: Sequence[float], mass_weight: float,
-                      temperature: float) -> Tuple[Tensor, Tensor, Tensor]:
+                         group_weights: Sequence[float], mass_weight: float, temperature: float,
+                         mass_clamp: Optional[float] = None) -> Tuple[Tensor, Tensor, Tensor]:
     """Per-pixel loss, mass KL and within-group KLs of ``(B, C, *spatial)`` or ``(N, C)`` logits.
 
     Args: as :func:`gdkd_seg.losses.kernels.grouped_kd_loss`, the partition as a dict of ``head_indices`` and
@@ -146,5 +183,5 @@ def grouped_kl_per_pixel(student_logits: Tensor, teacher_logits: Tensor, partiti
         head_indices, head_groups = _rows(partition['head_indices']), _rows(partition['head_groups'])
     weights = torch.tensor(list(group_weights), dtype=torch.float64, device=student_logits.device)
     total, kl_mass, kl_groups = _GroupedKL.apply(_rows(student_logits), teacher_rows, head_indices, head_groups,
-                                                 weights, float(mass_weight), float(temperature))
+                                                 weights, float(mass_weight), float(temperature), mass_clamp)
     return total.view(pixel_shape), kl_mass.view(pixel_shape), kl_groups.t().reshape(-1, *pixel_shape)
