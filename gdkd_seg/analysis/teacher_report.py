@@ -23,8 +23,10 @@ def analyze_teacher(cfg: Config, checkpoint: Optional[str], out: str, split: str
                     max_images: Optional[int] = None, pictures: int = 4, k: Optional[int] = None,
                     temperature: Optional[float] = None, device: str = 'cpu') -> Tuple[str, str]:
     """Stream a split through the teacher and write ``out``: ``per_class.md`` / ``per_class.csv`` (pixels,
-    accuracy, mean top-1 probability, top-2..5 mass, entropy, mean top-p set size for p = 0.8 / 0.9 / 0.95),
-    ``cumulative_mass.png``, ``top_p_set_sizes.png``, ``recommendation.txt`` and ``pictures/`` (image | teacher
+    accuracy, mean top-1 probability, top-2..5 mass, entropy, mean top-p set size for p = 0.8 / 0.9 / 0.95, the
+    shares of pixels whose GDKD or DKD group mass is below float32's eps, where the authors' mass clamp acts),
+    ``cumulative_mass.png``, ``top_p_set_sizes.png``, ``recommendation.txt`` (the recommended k and the clamp's
+    reach) and ``pictures/`` (image | teacher
     prediction | entropy | top-k mass | where the teacher is wrong). Memory holds one batch and fixed-size sums per
     class.
 
@@ -35,7 +37,7 @@ def analyze_teacher(cfg: Config, checkpoint: Optional[str], out: str, split: str
         split: ``'val'`` or ``'train'`` (through the test pipeline).
         max_images: only the first images.
         pictures: images drawn as panels.
-        k: k of the top-k mass map (default: the config's GDKDLoss k, else 3).
+        k: k of the top-k mass map and the clamp counts (default: the config's GDKDLoss k, else 3).
         temperature: softmax temperature (default: the config's GDKDLoss temperature, else 1).
         device: where the teacher runs.
 
@@ -51,7 +53,8 @@ def analyze_teacher(cfg: Config, checkpoint: Optional[str], out: str, split: str
     if not 1 <= k <= len(class_names):
         raise ConfigError(f'--k {k} must be between 1 and the {len(class_names)} classes')
     ignore_index = prediction_head(teacher).ignore_index
-    statistics = TeacherStatistics(len(class_names), TOP_PS, temperature, ignore_index, device)
+    statistics = TeacherStatistics(len(class_names), TOP_PS, temperature, ignore_index, device, k=k,
+                                   top_p=loss_options.get('top_p'), k_max=loss_options.get('k_max'))
     os.makedirs(osp.join(out, 'pictures'), exist_ok=True)
 
     progress = ProgressBar(len(loader.dataset))
@@ -76,6 +79,7 @@ def analyze_teacher(cfg: Config, checkpoint: Optional[str], out: str, split: str
         file.write(table)
     _write_plots(statistics, class_names, out)
     _, reasoning = statistics.recommendation()
+    reasoning += '\n\n' + statistics.clamp_report()
     with open(osp.join(out, 'recommendation.txt'), 'w', encoding='utf-8') as file:
         file.write(reasoning + '\n')
     return table, reasoning

@@ -6,11 +6,12 @@ running sums per ground-truth class whose size depends on the class count only (
 images), so a whole split streams through it. Used by :mod:`.teacher_report` (``tools/analysis_tools/
 analyze_teacher.py``).
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
+from ..losses import AUTHORS_MASS_CLAMP
 from ..utils.errors import ConfigError
 
 TOP_PS = (0.8, 0.9, 0.95)
@@ -20,15 +21,36 @@ TARGET_MASS = 0.95
 K_MAX_COVERAGE = 0.99
 
 
-def sorted_probabilities(logits: Tensor, temperature: float = 1.0) -> Tensor:
-    """``softmax(logits / T)`` over dim 1, sorted in decreasing order, as rows ``(P, C)`` in float64.
+def probabilities(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """``softmax(logits / T)`` over dim 1 as rows ``(P, C)`` in float64.
 
     Args:
         logits: ``(B, C, H, W)`` or ``(N, C)``.
         temperature: softmax temperature T.
     """
     rows = logits.movedim(1, -1).reshape(-1, logits.shape[1]) if logits.dim() > 2 else logits
-    return (rows.double() / temperature).softmax(1).sort(1, descending=True)[0]
+    return (rows.double() / temperature).softmax(1)
+
+
+def sorted_probabilities(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """:func:`probabilities` sorted in decreasing order per row."""
+    return probabilities(logits, temperature).sort(1, descending=True)[0]
+
+
+def below_clamp(head_first_probs: Tensor, head_sizes: Tensor, eps: float = AUTHORS_MASS_CLAMP) -> Tensor:
+    """Whether the mass of each row's first ``head_sizes`` classes, or of the others, is below ``eps`` ``(P,)``:
+    the pixels where the authors' mass clamp changes the mass KL. Each mass is a sum of its own probabilities
+    (float64 keeps masses far below float32's eps), never one minus the other.
+
+    Args:
+        head_first_probs: probabilities ``(P, C)``, each row's head group in its first columns.
+        head_sizes: the head group's size per row ``(P,)``.
+        eps: the clamp.
+    """
+    in_head = torch.arange(head_first_probs.shape[1], device=head_first_probs.device) < head_sizes[:, None]
+    head = torch.where(in_head, head_first_probs, 0.0).sum(1)
+    rest = torch.where(in_head, 0.0, head_first_probs).sum(1)
+    return (head < eps) | (rest < eps)
 
 
 def top_p_set_sizes(sorted_probs: Tensor, top_p: float) -> Tensor:
@@ -60,7 +82,9 @@ class TeacherStatistics:
     State (fixed size, whatever the number of images): per class the pixel count, the sums of the top-1
     probability, the top-2..5 mass and the entropy, of the cumulative top-k mass for every k ``(C, C)``, and the
     counts of the top-p set sizes for each ``p`` in ``top_ps`` ``(len(top_ps), C, C + 1)``; plus the pixels the
-    teacher gets right.
+    teacher gets right, and the pixels where a group mass of the teacher falls below float32's eps (the authors'
+    mass clamp): GDKD's top group (``k``, or the ``top_p`` set of at most ``k_max`` classes) or its rest, and
+    DKD's ground-truth class or its rest.
 
     Args:
         num_classes: C.
@@ -68,16 +92,20 @@ class TeacherStatistics:
         temperature: softmax temperature the distribution is taken at (the loss's T).
         ignore_index: label of pixels left out.
         device: where the sums live (the logits' device).
+        k: GDKD's top group size, for the clamp counts.
+        top_p, k_max: GDKD's top-p partition instead (``top_p`` not None).
     """
 
     def __init__(self, num_classes: int, top_ps: Sequence[float] = TOP_PS, temperature: float = 1.0,
-                 ignore_index: int = 255, device: str = 'cpu') -> None:
+                 ignore_index: int = 255, device: str = 'cpu', k: int = 3, top_p: Optional[float] = None,
+                 k_max: Optional[int] = None) -> None:
         if not temperature > 0:
             raise ConfigError(f'temperature={temperature} must be > 0')
         if not all(0 < top_p <= 1 for top_p in top_ps):
             raise ConfigError(f'top_ps={tuple(top_ps)} must lie in (0, 1]')
         self.num_classes, self.top_ps = num_classes, tuple(top_ps)
         self.temperature, self.ignore_index = temperature, ignore_index
+        self.k, self.top_p, self.k_max = k, top_p, k_max
         zeros = dict(dtype=torch.float64, device=device)
         self.count = torch.zeros(num_classes, **zeros)
         self.correct = torch.zeros(num_classes, **zeros)
@@ -86,11 +114,13 @@ class TeacherStatistics:
         self.entropy = torch.zeros(num_classes, **zeros)
         self.cumulative_mass = torch.zeros(num_classes, num_classes, **zeros)
         self.set_size_counts = torch.zeros(len(self.top_ps), num_classes, num_classes + 1, **zeros)
+        self.clamped_gdkd = torch.zeros(num_classes, **zeros)
+        self.clamped_dkd = torch.zeros(num_classes, **zeros)
 
     def state(self) -> List[Tensor]:
         """Every tensor of the state (its size is the memory the statistics take)."""
         return [self.count, self.correct, self.top1, self.top2to5, self.entropy, self.cumulative_mass,
-                self.set_size_counts]
+                self.set_size_counts, self.clamped_gdkd, self.clamped_dkd]
 
     def update(self, logits: Tensor, labels: Tensor) -> None:
         """Add a batch: ``logits`` ``(B, C, H, W)`` and ground truth ``labels`` ``(B, H, W)`` at the same size."""
@@ -102,7 +132,8 @@ class TeacherStatistics:
         if (labels[valid] >= self.num_classes).any() or (labels[valid] < 0).any():
             raise ConfigError(f'labels hold values outside 0..{self.num_classes - 1} besides the ignore index '
                               f'{self.ignore_index}')
-        probs = sorted_probabilities(logits, self.temperature)[valid]
+        unsorted = probabilities(logits, self.temperature)[valid]
+        probs = unsorted.sort(1, descending=True)[0]
         classes = labels[valid]
         predictions = logits.argmax(1).reshape(-1)[valid]
         self.count += torch.bincount(classes, minlength=self.num_classes).double()
@@ -112,6 +143,16 @@ class TeacherStatistics:
                               (self.entropy, entropy(probs))):
             total += torch.bincount(classes, weights=values, minlength=self.num_classes)
         self.cumulative_mass.index_add_(0, classes, probs.cumsum(1))
+        if self.top_p is None:
+            head_sizes = torch.full_like(classes, self.k)
+        else:
+            head_sizes = top_p_set_sizes(probs, self.top_p).clamp(max=self.k_max or self.num_classes)
+        self.clamped_gdkd += torch.bincount(classes, weights=below_clamp(probs, head_sizes).double(),
+                                            minlength=self.num_classes)
+        # DKD's groups: the ground-truth class first, then the rest
+        gt_first = torch.cat([unsorted.gather(1, classes[:, None]), unsorted.scatter(1, classes[:, None], 0.0)], 1)
+        self.clamped_dkd += torch.bincount(classes, weights=below_clamp(gt_first, torch.ones_like(classes)).double(),
+                                           minlength=self.num_classes)
         for index, top_p in enumerate(self.top_ps):
             sizes = top_p_set_sizes(probs, top_p)
             self.set_size_counts[index].view(-1).index_add_(
@@ -119,13 +160,15 @@ class TeacherStatistics:
 
     def per_class(self) -> Dict[str, Tensor]:
         """Means per ground-truth class (NaN for classes without pixels): ``pixels``, ``accuracy``, ``top1``,
-        ``top2to5``, ``entropy``, ``cumulative_mass`` ``(C, C)`` and ``set_size_<p>`` for each top-p."""
+        ``top2to5``, ``entropy``, ``cumulative_mass`` ``(C, C)``, ``set_size_<p>`` for each top-p, and the shares of
+        pixels with a mass below the clamp, ``clamped_gdkd`` and ``clamped_dkd``."""
         count = self.count.clamp(min=1)
         present = (self.count > 0)[:, None]
         sizes = torch.arange(self.num_classes + 1, dtype=torch.float64, device=self.count.device)
         means = dict(accuracy=self.correct / count, top1=self.top1 / count,
                      top2to5=self.top2to5 / count, entropy=self.entropy / count,
-                     cumulative_mass=self.cumulative_mass / count[:, None])
+                     cumulative_mass=self.cumulative_mass / count[:, None], clamped_gdkd=self.clamped_gdkd / count,
+                     clamped_dkd=self.clamped_dkd / count)
         for index, top_p in enumerate(self.top_ps):
             means[f'set_size_{top_p:g}'] = (self.set_size_counts[index] * sizes).sum(1) / count
         return dict(pixels=self.count.cpu(), **{
@@ -135,6 +178,23 @@ class TeacherStatistics:
     def overall_cumulative_mass(self) -> Tensor:
         """Mean cumulative top-k mass over all valid pixels, for k = 1..C ``(C,)``."""
         return (self.cumulative_mass.sum(0) / self.count.sum().clamp(min=1)).cpu()
+
+    def clamped_shares(self) -> Dict[str, float]:
+        """Over all valid pixels, the shares where a teacher mass is below float32's eps: ``gdkd`` (top group or
+        rest) and ``dkd`` (ground-truth class or rest)."""
+        total = float(self.count.sum().clamp(min=1))
+        return dict(gdkd=float(self.clamped_gdkd.sum()) / total, dkd=float(self.clamped_dkd.sum()) / total)
+
+    def clamp_report(self) -> str:
+        """One paragraph: where the authors' mass clamp would change the mass KL for this teacher."""
+        shares = self.clamped_shares()
+        partition = (f'k={self.k}' if self.top_p is None
+                     else f'top_p={self.top_p:g}' + (f', k_max={self.k_max}' if self.k_max else ''))
+        return (f"Authors' mass clamp (eps = float32 eps = {AUTHORS_MASS_CLAMP:.3g}): on {shares['gdkd']:.1%} of the "
+                f"valid pixels the teacher's GDKD top-group or rest mass ({partition}, T={self.temperature:g}) is "
+                f"below eps, and on {shares['dkd']:.1%} its DKD ground-truth or rest mass; there a clamped mass KL "
+                f'(mass_clamp) differs from the exact one, and where the student\'s mass is also below eps it passes '
+                f'no gradient.')
 
     def set_size_histogram(self) -> Tensor:
         """Pixel counts of each top-p set size over all classes ``(len(top_ps), C + 1)`` (index = size)."""
@@ -179,9 +239,10 @@ class TeacherStatistics:
 def per_class_rows(statistics: TeacherStatistics, class_names: Sequence[str]) -> Tuple[List[str], List[list]]:
     """The per-class table: a header and one row per class (name, pixels, then the means; None where absent)."""
     means = statistics.per_class()
-    keys = ['accuracy', 'top1', 'top2to5', 'entropy'] + [f'set_size_{p:g}' for p in statistics.top_ps]
+    keys = ['accuracy', 'top1', 'top2to5', 'entropy'] + [f'set_size_{p:g}' for p in statistics.top_ps] + [
+        'clamped_gdkd', 'clamped_dkd']
     header = ['class', 'pixels', 'accuracy', 'top-1 prob', 'top-2..5 mass', 'entropy (nats)'] + [
-        f'top-{p:g} set size' for p in statistics.top_ps]
+        f'top-{p:g} set size' for p in statistics.top_ps] + ['GDKD mass < eps', 'DKD mass < eps']
     rows = []
     for index, name in enumerate(class_names):
         values = [float(means[key][index]) for key in keys]

@@ -132,6 +132,47 @@ def test_recommendation_follows_its_rule():
         TeacherStatistics(5).recommendation()
 
 
+def test_clamp_counts_follow_the_masses():
+    """Per pixel and class, whether a GDKD or DKD group mass of the teacher is below float32 eps, against the masses
+    computed directly: a confident pixel, a uniform one, and a three-way tie far above two classes."""
+    logits = torch.tensor([[30.0, 0, 0, 0, 0], [0.0] * 5, [10.0, 10, 10, -10, -10], [10.0, 10, 10, -10, -10]],
+                          dtype=torch.float64)
+    labels = torch.tensor([0, 1, 3, 0])
+
+    def direct(head_sets):
+        probs = logits.softmax(1)
+        clamped = []
+        for row, head in zip(probs, head_sets):
+            head_mass = sum(float(row[c]) for c in head)
+            rest_mass = sum(float(row[c]) for c in range(5) if c not in head)
+            clamped.append(head_mass < 1.1920929e-07 or rest_mass < 1.1920929e-07)
+        return clamped
+
+    expected = {  # partition -> (GDKD head classes per pixel)
+        dict(k=1).__repr__(): [[0], [0], [0], [0]],
+        dict(k=3).__repr__(): [[0, 1, 2]] * 4,
+        dict(top_p=0.5).__repr__(): [[0], [0, 1, 2], [0, 1], [0, 1]],
+    }
+    for options in (dict(k=1), dict(k=3), dict(top_p=0.5)):
+        statistics = TeacherStatistics(5, **options)
+        statistics.update(logits.view(4, 5, 1, 1), labels.view(4, 1, 1))
+        gdkd = direct(expected[repr(options)])
+        dkd = direct([[int(label)] for label in labels])
+        means = statistics.per_class()
+        for cls in range(5):
+            pixels = [i for i in range(4) if labels[i] == cls]
+            if pixels:
+                assert float(means['clamped_gdkd'][cls]) == sum(gdkd[i] for i in pixels) / len(pixels), options
+                assert float(means['clamped_dkd'][cls]) == sum(dkd[i] for i in pixels) / len(pixels), options
+        assert statistics.clamped_shares() == dict(gdkd=sum(gdkd) / 4, dkd=sum(dkd) / 4)
+    # the cases tell the partitions apart: k=1 leaves the tie unclamped, k=3 does not
+    assert direct(expected[repr(dict(k=1))]) == [True, False, False, False]
+    assert direct(expected[repr(dict(k=3))]) == [True, False, True, True]
+    assert direct([[int(label)] for label in labels]) == [True, False, True, False]
+    report = statistics.clamp_report()  # top_p=0.5: the confident pixel only; DKD: two of four
+    assert 'on 25.0% of the valid pixels' in report and 'top_p=0.5' in report and 'on 50.0% its DKD' in report
+
+
 @pytest.mark.parametrize('k, temperature', [(3, 1.0), (5, 2.0)])
 def test_pixel_terms_average_to_the_gdkd_loss_parts(toy_teacher_outputs, k, temperature):
     teacher, labels = toy_teacher_outputs[0]
@@ -162,7 +203,9 @@ def test_analyze_teacher_end_to_end(toy_data_root, toy_teacher_ckpt, tmp_path):
     # every valid pixel of the val split was counted once, by its ground-truth class
     assert sum(int(row['pixels']) for row in rows) == valid_pixels(toy_data_root, 'val')
     assert '| road |' in (out / 'per_class.md').read_text()
-    assert (out / 'recommendation.txt').read_text().startswith('Recommended GDKDLoss k=')
+    recommendation = (out / 'recommendation.txt').read_text()
+    assert recommendation.startswith('Recommended GDKDLoss k=') and "Authors' mass clamp" in recommendation
+    assert all(0 <= float(row['GDKD mass < eps']) <= 1 for row in rows if int(row['pixels']))
     for plot in ('cumulative_mass.png', 'top_p_set_sizes.png'):
         assert cv2.imread(str(out / plot)) is not None
     pictures = sorted(glob.glob(str(out / 'pictures' / '*.png')))
