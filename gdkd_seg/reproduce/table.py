@@ -23,6 +23,10 @@ MMEngine's ``Config`` would run its code on loading, and a table needs nothing a
         cfg_options: {model.distill_losses.loss_gdkd.k: 4}   # optional, as tools/train.py --cfg-options
         seeds: [0]                               # optional, this row's own seeds
         teacher_from: teacher                    # optional: model.teacher_ckpt = that row's final checkpoint
+        compare_to: r18_kd                       # optional: a row of the same student compared seed by seed
+
+Seeds pair runs: the same seed gives the rows of one student the same initial weights and data order, so the report
+compares rows by their per-seed differences (:mod:`.report`).
 """
 import os.path as osp
 import re
@@ -34,7 +38,8 @@ import yaml
 from ..utils.errors import UserError
 
 TABLE_KEYS = ('title', 'seeds', 'config_root', 'metric', 'save_predictions', 'cfg_options', 'rows')
-ROW_KEYS = ('name', 'config', 'student', 'method', 'baseline', 'cfg_options', 'seeds', 'teacher_from')
+ROW_KEYS = ('name', 'config', 'student', 'method', 'baseline', 'cfg_options', 'seeds', 'teacher_from',
+            'compare_to')
 REQUIRED_ROW_KEYS = ('name', 'config', 'student', 'method')
 # A row name is a folder name: no separators, nothing a shell or a Slurm job name would misread
 _ROW_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
@@ -60,6 +65,8 @@ class Row:
         cfg_options: ``--cfg-options`` of its runs, values as written on the command line.
         seeds: the seeds it runs with.
         teacher_from: the row whose final checkpoint is this row's ``model.teacher_ckpt``, or None.
+        compare_to: a row of the same student this row is compared with seed by seed (besides its baseline), or
+            None.
     """
     name: str
     config: str
@@ -69,6 +76,7 @@ class Row:
     cfg_options: Dict[str, str] = field(default_factory=dict)
     seeds: Tuple[int, ...] = ()
     teacher_from: Optional[str] = None
+    compare_to: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -185,17 +193,20 @@ def _row(entry: Any, index: int, default_seeds: Optional[Tuple[int, ...]], table
         raise TableError(f'{where}: no seeds (give the table a top-level seeds list or the row its own)')
     else:
         seeds = default_seeds
-    teacher_from = entry.get('teacher_from')
+    teacher_from, compare_to = entry.get('teacher_from'), entry.get('compare_to')
     if teacher_from is not None:
         teacher_from = _text(teacher_from, f'{where} teacher_from')
+    if compare_to is not None:
+        compare_to = _text(compare_to, f'{where} compare_to')
     return Row(name=name, config=config, student=_text(entry['student'], f'{where} student'),
                method=_text(entry['method'], f'{where} method'), baseline=baseline,
                cfg_options=dict(table_options, **_options(entry.get('cfg_options'), f'{where} cfg_options')),
-               seeds=seeds, teacher_from=teacher_from)
+               seeds=seeds, teacher_from=teacher_from, compare_to=compare_to)
 
 
 def _check_rows(rows: List[Row], path: str) -> None:
-    """Names unique, one baseline per student, ``teacher_from`` naming a row of one seed that needs no teacher."""
+    """Names unique, one baseline per student, ``teacher_from`` naming a row of one seed that needs no teacher,
+    ``compare_to`` another row of the same student sharing a seed."""
     names = [row.name for row in rows]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -206,6 +217,14 @@ def _check_rows(rows: List[Row], path: str) -> None:
             raise TableError(f'{path}: student {student!r} has {len(baselines)} baseline rows '
                              f'({", ".join(baselines)}); mark one')
     for row in rows:
+        if row.compare_to is not None:
+            where = f'{path}: row {row.name!r} compare_to'
+            other = next((other for other in rows if other.name == row.compare_to), None)
+            if other is None or other is row:
+                raise TableError(f'{where}: {row.compare_to!r} must name another row of the table')
+            if other.student != row.student or not set(other.seeds) & set(row.seeds):
+                raise TableError(f'{where}: the row {other.name!r} must have the same student ({row.student!r}) and '
+                                 'share seeds: runs are compared seed by seed')
         if row.teacher_from is None:
             continue
         where = f'{path}: row {row.name!r} teacher_from'

@@ -28,6 +28,7 @@ from gdkd_seg.reproduce import (
     summarise,
     write_report,
 )
+from gdkd_seg.reproduce.report import paired_difference
 from gdkd_seg.reproduce.runs import check_settings, read_test_metrics, run_options
 from gdkd_seg.reproduce.table import option_value
 from tests.support import REPO_ROOT, config_path, run_tool
@@ -109,6 +110,14 @@ def test_option_values_reach_the_config_as_written():
 
 
 BAD_TABLES = [
+    ('seeds: [0]\nrows:\n  - {name: r, config: plain_toy.py, student: S, method: m, compare_to: q}',
+     "compare_to: 'q' must name another row"),
+    ('seeds: [0]\nrows:\n  - {name: r, config: plain_toy.py, student: S, method: m, compare_to: r}',
+     "compare_to: 'r' must name another row"),
+    ('seeds: [0]\nrows:\n  - {name: r, config: plain_toy.py, student: S, method: m}\n'
+     '  - {name: q, config: kd_toy.py, student: U, method: m, compare_to: r}', 'must have the same student'),
+    ('seeds: [0]\nrows:\n  - {name: r, config: plain_toy.py, student: S, method: m, seeds: [1]}\n'
+     '  - {name: q, config: kd_toy.py, student: S, method: m, compare_to: r}', 'share seeds'),
     ('!!python/object/apply:os.system ["touch {marker}"]', 'not a plain YAML table'),
     ('- just a list', 'a table is a mapping'),
     ('seed: [0]\nrows: []', "unknown key(s) 'seed'"),
@@ -167,11 +176,13 @@ rows:
     teacher, plain, gdkd, other_plain, other_kd = summarise(table, values)
     # 70, 71, 72.5: mean 213.5 / 3; squared deviations 49/36, 1/36, 16/9 sum to 19/6, / (3 - 1) = 19/12
     assert plain.mean == pytest.approx(213.5 / 3) and plain.std == pytest.approx(math.sqrt(19 / 12))
-    assert plain.delta == pytest.approx(0.0)
+    assert plain.vs_baseline is None and plain.vs_compared is None
     assert gdkd.values == {0: 72.0, 1: 73.0} and gdkd.mean == 72.5 and gdkd.std == pytest.approx(math.sqrt(0.5))
-    assert gdkd.delta == pytest.approx(72.5 - 213.5 / 3)
-    assert teacher.mean == 80.0 and math.isnan(teacher.std) and teacher.delta is None  # no baseline for T
-    assert math.isnan(other_plain.mean) and math.isnan(other_kd.delta)  # the baseline has not finished
+    # paired on the seeds both finished (0, 1): differences 2 and 2, mean 2, spread 0: the interval is [2, 2]
+    assert gdkd.vs_baseline.differences == {0: 2.0, 1: 2.0} and gdkd.vs_baseline.mean == 2.0
+    assert (gdkd.vs_baseline.low, gdkd.vs_baseline.high, gdkd.vs_baseline.above) == (2.0, 2.0, 2)
+    assert teacher.mean == 80.0 and math.isnan(teacher.std) and teacher.vs_baseline is None  # no baseline for T
+    assert math.isnan(other_plain.mean) and other_kd.vs_baseline.differences == {}  # the baseline has not finished
 
     for (name, seed), value in values.items():  # the report reads the runs' result.json files
         folder = tmp_path / 'out' / name / f'seed{seed}'
@@ -180,22 +191,81 @@ rows:
     paths = write_report(table, str(tmp_path / 'out'))
     markdown = open(paths['markdown']).read()
     assert '7 of 13 runs finished' in markdown and 'n - 1' in markdown
-    assert '| student | method | seed 0 | seed 1 | seed 2 | mean ± std | Δ vs baseline |' in markdown
+    assert '| student | method | seed 0 | seed 1 | seed 2 | mean ± std | Δ vs baseline, paired (95% CI) |' in markdown
+    assert 'compare_to' not in markdown.split('\n\n')[-1]  # no row names one: no column
     assert '| T | supervised | 80.00 |  |  | 80.00 |  |' in markdown
     assert '| S | none | 70.00 | 71.00 | 72.50 | 71.17 ± 1.26 | baseline |' in markdown
-    assert '| S | GDKD | 72.00 | 73.00 | – | 72.50 ± 0.71 | +1.33 |' in markdown
+    assert '| S | GDKD | 72.00 | 73.00 | – | 72.50 ± 0.71 | +2.00 [+2.00, +2.00], 2 of 2 above, **separated** |' \
+        in markdown
     assert '| U | none | – | – | – | – | baseline |' in markdown
     assert '| U | KD | 60.00 | – | – | 60.00 | – |' in markdown
     with open(paths['csv'], newline='') as file:
         lines = list(csv.DictReader(file))
     assert [line['row'] for line in lines] == ['teacher', 'plain', 'gdkd', 'other_plain', 'other_kd']
-    assert {key: lines[2][key] for key in ('seeds_finished', 'mIoU_mean', 'mIoU_std', 'delta_vs_baseline', 'seed_0',
-                                           'seed_1', 'seed_2')} == {
-        'seeds_finished': '2', 'mIoU_mean': '72.50', 'mIoU_std': '0.71', 'delta_vs_baseline': '1.33',
-        'seed_0': '72.00', 'seed_1': '73.00', 'seed_2': ''}
-    assert lines[0]['delta_vs_baseline'] == '' and lines[0]['config'] == osp.relpath(osp.join(DEMO, 'teacher_toy.py'))
+    assert {key: lines[2][key] for key in ('seeds_finished', 'mIoU_mean', 'mIoU_std', 'vs_baseline_mean',
+                                           'vs_baseline_seeds_above', 'vs_baseline_separated', 'seed_0', 'seed_1',
+                                           'seed_2')} == {
+        'seeds_finished': '2', 'mIoU_mean': '72.50', 'mIoU_std': '0.71', 'vs_baseline_mean': '2.00',
+        'vs_baseline_seeds_above': '2', 'vs_baseline_separated': 'True', 'seed_0': '72.00', 'seed_1': '73.00',
+        'seed_2': ''}
+    assert lines[0]['vs_baseline_mean'] == '' and lines[0]['config'] == osp.relpath(osp.join(DEMO, 'teacher_toy.py'))
     chart = cv2.imread(paths['chart'])
     assert chart is not None and chart.shape[0] >= 300
+
+
+def test_paired_statistics_by_hand(tmp_path):
+    """Per-seed differences, their mean, the 95 % t-interval (t(0.975, 2) = 4.3027 from a table of Student's t) and
+    the sign counts, in the summary, table.md and table.csv, against the row's baseline and its compare_to row."""
+    table = load_table(write_table(tmp_path, """
+seeds: [0, 1, 2]
+rows:
+  - {name: plain, config: plain_toy.py, student: S, method: none, baseline: true}
+  - {name: kd, config: kd_toy.py, student: S, method: KD}
+  - {name: gdkd, config: gdkd_toy.py, student: S, method: GDKD, compare_to: kd}
+"""))
+    values = {('plain', 0): 10.0, ('plain', 1): 12.0, ('plain', 2): 14.0,
+              ('kd', 0): 11.0, ('kd', 1): 14.0, ('kd', 2): 17.0,       # +1, +2, +3 over plain
+              ('gdkd', 0): 13.0, ('gdkd', 1): 16.5, ('gdkd', 2): 20.0}  # +2, +2.5, +3 over kd
+    plain, kd, gdkd = summarise(table, values)
+    t = 4.302652729911275
+    # kd - plain: mean 2, sample std 1: half width 4.3027 / sqrt(3) = 2.4841: [-0.48, 4.48], not separated
+    assert kd.vs_baseline.mean == pytest.approx(2.0)
+    assert (kd.vs_baseline.low, kd.vs_baseline.high) == pytest.approx((2 - t / math.sqrt(3), 2 + t / math.sqrt(3)))
+    assert (kd.vs_baseline.above, kd.vs_baseline.below, kd.vs_baseline.separated) == (3, 0, False)
+    assert kd.vs_compared is None
+    # gdkd - kd: 2, 2.5, 3: mean 2.5, sample std 0.5: half width 1.2421: [1.26, 3.74], separated
+    assert gdkd.vs_compared.differences == {0: 2.0, 1: 2.5, 2: 3.0}
+    assert (gdkd.vs_compared.low, gdkd.vs_compared.high) == pytest.approx((2.5 - t * 0.5 / math.sqrt(3),
+                                                                            2.5 + t * 0.5 / math.sqrt(3)))
+    assert gdkd.vs_compared.separated and gdkd.vs_compared.other == 'kd'
+    # gdkd - plain: 3, 4.5, 6: mean 4.5, std 1.5: [0.77, 8.23], separated
+    assert gdkd.vs_baseline.low == pytest.approx(4.5 - t * 1.5 / math.sqrt(3)) and gdkd.vs_baseline.separated
+    # a seed below and one equal; a single seed has no interval
+    mixed = paired_difference({0: 1.0, 1: 2.0, 2: 3.0}, {0: 2.0, 1: 2.0, 2: 1.0}, 'x')
+    assert (mixed.above, mixed.below, mixed.mean) == (1, 1, pytest.approx(1 / 3)) and not mixed.separated
+    single = paired_difference({0: 5.0}, {0: 4.0, 1: 1.0}, 'x')
+    assert single.mean == 1.0 and math.isnan(single.low) and not single.separated
+
+    for (name, seed), value in values.items():
+        folder = tmp_path / 'out' / name / f'seed{seed}'
+        folder.mkdir(parents=True)
+        (folder / 'result.json').write_text(json.dumps({'metrics': {'mIoU': value}}))
+    paths = write_report(table, str(tmp_path / 'out'))
+    markdown = open(paths['markdown']).read()
+    assert '| Δ vs baseline, paired (95% CI) | Δ vs compare_to, paired (95% CI) |' in markdown
+    assert '| S | KD | 11.00 | 14.00 | 17.00 | 14.00 ± 3.00 | +2.00 [-0.48, +4.48], 3 of 3 above |  |' in markdown
+    assert ('| S | GDKD | 13.00 | 16.50 | 20.00 | 16.50 ± 3.50 | +4.50 [+0.77, +8.23], 3 of 3 above, **separated** '
+            '| vs KD: +2.50 [+1.26, +3.74], 3 of 3 above, **separated** |') in markdown
+    with open(paths['csv'], newline='') as file:
+        lines = {line['row']: line for line in csv.DictReader(file)}
+    assert {key: lines['gdkd'][key] for key in ('compare_to', 'vs_compare_to_mean', 'vs_compare_to_ci_low',
+                                                'vs_compare_to_ci_high', 'vs_compare_to_seeds_above',
+                                                'vs_compare_to_seeds_below', 'vs_compare_to_separated')} == {
+        'compare_to': 'kd', 'vs_compare_to_mean': '2.50', 'vs_compare_to_ci_low': '1.26',
+        'vs_compare_to_ci_high': '3.74', 'vs_compare_to_seeds_above': '3', 'vs_compare_to_seeds_below': '0',
+        'vs_compare_to_separated': 'True'}
+    assert lines['kd']['vs_baseline_separated'] == 'False' and lines['kd']['compare_to'] == ''
+    assert cv2.imread(paths['chart']) is not None
 
 
 def test_next_step_skips_finished_runs_and_resumes_interrupted_ones(tmp_path):
