@@ -1,5 +1,5 @@
 """The summary of a table's runs: a markdown table (per-seed values, mean ± sample std over seeds, and each row's
-per-seed differences to its student's no-distillation baseline and to the row it names in ``compare_to``), the same
+per-seed differences to its student's no-distillation baseline and to the rows it names in ``compare_to``), the same
 as CSV, and a chart, from the runs' ``result.json`` files.
 
 Seeds pair runs (the same seed gives the rows of one student the same initial weights and data order), so rows are
@@ -74,14 +74,14 @@ class RowSummary:
         std: their sample standard deviation (n - 1); NaN with fewer than two values.
         vs_baseline: the row minus its student's baseline row, seed by seed; None for a baseline row and for a
             student without one.
-        vs_compared: the row minus its ``compare_to`` row, seed by seed; None without ``compare_to``.
+        vs_compared: the row minus each of its ``compare_to`` rows, seed by seed, by that row's name.
     """
     row: Row
     values: Dict[int, float]
     mean: float
     std: float
     vs_baseline: Optional[PairedDifference]
-    vs_compared: Optional[PairedDifference]
+    vs_compared: Dict[str, PairedDifference]
 
 
 def collect(table: Table, out: str) -> Dict[Tuple[str, int], dict]:
@@ -100,8 +100,7 @@ def summarise(table: Table, values: Dict[Tuple[str, int], float]) -> List[RowSum
         baseline = table.baseline_of(row)
         vs_baseline = None if baseline is None or baseline is row else \
             paired_difference(found[row.name], found[baseline.name], baseline.name)
-        vs_compared = None if row.compare_to is None else \
-            paired_difference(found[row.name], found[row.compare_to], row.compare_to)
+        vs_compared = {name: paired_difference(found[row.name], found[name], name) for name in row.compare_to}
         summaries.append(RowSummary(row, found[row.name], float(array.mean()) if array.size else math.nan,
                                     float(array.std(ddof=1)) if array.size > 1 else math.nan, vs_baseline,
                                     vs_compared))
@@ -122,14 +121,20 @@ def _seeds(table: Table) -> List[int]:
     return sorted({seed for row in table.rows for seed in row.seeds})
 
 
-def _paired_cell(paired: Optional[PairedDifference], prefix: str = '') -> str:
+def _compared_rows(summaries: List[RowSummary]) -> List[str]:
+    """The rows some row names in ``compare_to``, in table order: one column each."""
+    named = {name for summary in summaries for name in summary.row.compare_to}
+    return [summary.row.name for summary in summaries if summary.row.name in named]
+
+
+def _paired_cell(paired: Optional[PairedDifference]) -> str:
     """``+1.08 [-1.9, +4.1], 2 of 3 above`` (``separated`` where the interval excludes 0); ``–`` without a common
     seed; the mean alone with one."""
     if paired is None:
         return ''
     if not paired.differences:
         return '–'
-    cell = prefix + _number(paired.mean, signed=True)
+    cell = _number(paired.mean, signed=True)
     if not math.isnan(paired.low):
         cell += f' [{paired.low:+.2f}, {paired.high:+.2f}]'
     cell += f', {paired.above} of {len(paired.differences)} above'
@@ -140,10 +145,9 @@ def _paired_cell(paired: Optional[PairedDifference], prefix: str = '') -> str:
 
 def markdown(table: Table, summaries: List[RowSummary], finished: int, total: int) -> str:
     """The markdown table: student, method, one column per seed, mean ± std, the paired differences to the
-    baseline and (where any row names one) to the ``compare_to`` row."""
+    baseline and to each row named in a ``compare_to``."""
     seeds = _seeds(table)
-    compared = any(summary.row.compare_to for summary in summaries)
-    names = {summary.row.name: summary.row.method for summary in summaries}
+    compared = _compared_rows(summaries)
     rows = []
     for summary in summaries:
         cells = [_number(summary.values[seed]) if seed in summary.values else
@@ -151,13 +155,11 @@ def markdown(table: Table, summaries: List[RowSummary], finished: int, total: in
         spread = f'{_number(summary.mean)} ± {_number(summary.std)}' if not math.isnan(summary.std) else \
             _number(summary.mean) or '–'
         versus = 'baseline' if summary.row.baseline else _paired_cell(summary.vs_baseline)
-        line = [summary.row.student, summary.row.method, *cells, spread, versus]
-        if compared:
-            line.append(_paired_cell(summary.vs_compared, f'vs {names.get(summary.row.compare_to)}: '))
-        rows.append(line)
+        rows.append([summary.row.student, summary.row.method, *cells, spread, versus,
+                     *(_paired_cell(summary.vs_compared.get(name)) for name in compared)])
     header = ['student', 'method', *(f'seed {seed}' for seed in seeds), 'mean ± std',
-              f'Δ vs baseline, paired ({CONFIDENCE:.0%} CI)'] + (
-        [f'Δ vs compare_to, paired ({CONFIDENCE:.0%} CI)'] if compared else [])
+              f'Δ vs baseline, paired ({CONFIDENCE:.0%} CI)'] + [
+        f'Δ vs {table.row(name).method}, paired ({CONFIDENCE:.0%} CI)' for name in compared]
     return (f'# {table.title}\n\n{table.metric} of each run as `tools/test.py` reported it; mean ± {STD_NOTE}. Δ: '
             'paired by seed (a seed gives the rows of one student the same initial weights and data order): the mean '
             'of the per-seed differences to the same student\'s baseline row (no distillation) or to the row named '
@@ -177,16 +179,18 @@ PAIRED_FIELDS = ('mean', 'ci_low', 'ci_high', 'seeds_above', 'seeds_below', 'sep
 
 
 def write_table_csv(table: Table, summaries: List[RowSummary], path: str) -> None:
-    """One line per row: name, labels, config, baseline flag, finished seeds, mean, std, the paired differences to
-    the baseline and to the ``compare_to`` row (mean, interval, sign counts, separated), then per seed."""
+    """One line per row: name, labels, config, baseline flag, finished seeds, mean, std, the paired differences
+    (mean, interval, sign counts, separated) to the baseline (``vs_baseline_*``) and to each row named in a
+    ``compare_to`` (``vs_<row>_*``), then per seed."""
     seeds = _seeds(table)
+    compared = _compared_rows(summaries)
     header = (['row', 'student', 'method', 'config', 'baseline', 'seeds_finished', f'{table.metric}_mean',
-               f'{table.metric}_std'] + [f'vs_baseline_{name}' for name in PAIRED_FIELDS] + ['compare_to']
-              + [f'vs_compare_to_{name}' for name in PAIRED_FIELDS] + [f'seed_{seed}' for seed in seeds])
+               f'{table.metric}_std'] + [f'vs_{other}_{name}' for other in ('baseline', *compared)
+                                         for name in PAIRED_FIELDS] + [f'seed_{seed}' for seed in seeds])
     rows = [[summary.row.name, summary.row.student, summary.row.method, _shown(summary.row.config),
              summary.row.baseline, len(summary.values), _number(summary.mean), _number(summary.std),
-             *_paired_columns(summary.vs_baseline), summary.row.compare_to or '',
-             *_paired_columns(summary.vs_compared)] +
+             *_paired_columns(summary.vs_baseline),
+             *(value for name in compared for value in _paired_columns(summary.vs_compared.get(name)))] +
             [_number(summary.values[seed]) if seed in summary.values else '' for seed in seeds]
             for summary in summaries]
     write_csv(path, header, rows)
@@ -194,9 +198,11 @@ def write_table_csv(table: Table, summaries: List[RowSummary], path: str) -> Non
 
 def write_bar_chart(table: Table, summaries: List[RowSummary], path: str) -> None:
     """Left: bars of the means (error bars: the std) with each seed's value as a dot, grouped by student, one colour
-    per method. Right: each row's paired differences to its baseline and to its ``compare_to`` row, with their
-    95 % t-intervals as error bars (a row is separated where its bar does not cross 0)."""
+    per method. Right: each row's paired differences to its baseline (circles) and to its ``compare_to`` rows (one
+    marker each), with their 95 % t-intervals as error bars (separated where a bar does not cross 0)."""
     methods = list(dict.fromkeys(summary.row.method for summary in summaries))
+    compared = _compared_rows(summaries)
+    markers = dict(zip([None, *compared], 'osD^v<>p*h'))
     colours = matplotlib.colormaps['tab10']
     fig = Figure(figsize=(max(9.0, 1.0 * len(summaries) + 4), 4.8))
     ax, paired_ax = fig.subplots(1, 2)
@@ -211,11 +217,13 @@ def write_bar_chart(table: Table, summaries: List[RowSummary], path: str) -> Non
                    yerr=None if math.isnan(summary.std) else summary.std, capsize=3)
             ax.scatter([position] * len(summary.values), list(summary.values.values()), s=10, color='black',
                        zorder=3)
-        for offset, marker, paired in ((-0.15, 'o', summary.vs_baseline), (0.15, 's', summary.vs_compared)):
+        pairs = [(None, summary.vs_baseline), *summary.vs_compared.items()]
+        for index, (name, paired) in enumerate(pairs):
             if paired is None or math.isnan(paired.mean):
                 continue
             interval = None if math.isnan(paired.low) else [[paired.mean - paired.low], [paired.high - paired.mean]]
-            paired_ax.errorbar(position + offset, paired.mean, yerr=interval, fmt=marker, color=colour, capsize=3)
+            paired_ax.errorbar(position + 0.25 * (index - (len(pairs) - 1) / 2), paired.mean, yerr=interval,
+                               fmt=markers.get(name, 'o'), color=colour, capsize=3)
         ticks.append(position)
         labels.append(f'{summary.row.student}\n{summary.row.method}')
         position += 1.0
@@ -230,7 +238,9 @@ def write_bar_chart(table: Table, summaries: List[RowSummary], path: str) -> Non
     ax.set_title('mean ± sample std over seeds; dots: seeds', fontsize=9)
     paired_ax.axhline(0.0, color='grey', linewidth=0.8)
     paired_ax.set_ylabel(f'Δ {table.metric}, paired by seed')
-    paired_ax.set_title(f'Δ vs baseline (o) and vs compare_to (s), {CONFIDENCE:.0%} t-interval', fontsize=9)
+    legend = ', '.join(f'{table.row(name).method} ({markers[name]})' for name in compared)
+    paired_ax.set_title(f'Δ paired by seed, {CONFIDENCE:.0%} t-interval: vs baseline (o)'
+                        + (f', vs {legend}' if legend else ''), fontsize=9)
     fig.suptitle(table.title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -23,7 +23,7 @@ MMEngine's ``Config`` would run its code on loading, and a table needs nothing a
         cfg_options: {model.distill_losses.loss_gdkd.k: 4}   # optional, as tools/train.py --cfg-options
         seeds: [0]                               # optional, this row's own seeds
         teacher_from: teacher                    # optional: model.teacher_ckpt = that row's final checkpoint
-        compare_to: r18_kd                       # optional: a row of the same student compared seed by seed
+        compare_to: [r18_kd, r18_dkd]            # optional: rows of the same student compared seed by seed
 
 Seeds pair runs: the same seed gives the rows of one student the same initial weights and data order, so the report
 compares rows by their per-seed differences (:mod:`.report`).
@@ -65,8 +65,7 @@ class Row:
         cfg_options: ``--cfg-options`` of its runs, values as written on the command line.
         seeds: the seeds it runs with.
         teacher_from: the row whose final checkpoint is this row's ``model.teacher_ckpt``, or None.
-        compare_to: a row of the same student this row is compared with seed by seed (besides its baseline), or
-            None.
+        compare_to: rows of the same student this row is compared with seed by seed (besides its baseline).
     """
     name: str
     config: str
@@ -76,7 +75,7 @@ class Row:
     cfg_options: Dict[str, str] = field(default_factory=dict)
     seeds: Tuple[int, ...] = ()
     teacher_from: Optional[str] = None
-    compare_to: Optional[str] = None
+    compare_to: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -193,11 +192,14 @@ def _row(entry: Any, index: int, default_seeds: Optional[Tuple[int, ...]], table
         raise TableError(f'{where}: no seeds (give the table a top-level seeds list or the row its own)')
     else:
         seeds = default_seeds
-    teacher_from, compare_to = entry.get('teacher_from'), entry.get('compare_to')
+    teacher_from = entry.get('teacher_from')
     if teacher_from is not None:
         teacher_from = _text(teacher_from, f'{where} teacher_from')
-    if compare_to is not None:
-        compare_to = _text(compare_to, f'{where} compare_to')
+    compare_to = entry.get('compare_to', [])
+    compare_to = [compare_to] if isinstance(compare_to, str) else compare_to
+    if not isinstance(compare_to, list):
+        raise TableError(f'{where} compare_to: expected a row name or a list of them, got {compare_to!r}')
+    compare_to = tuple(_text(name, f'{where} compare_to') for name in compare_to)
     return Row(name=name, config=config, student=_text(entry['student'], f'{where} student'),
                method=_text(entry['method'], f'{where} method'), baseline=baseline,
                cfg_options=dict(table_options, **_options(entry.get('cfg_options'), f'{where} cfg_options')),
@@ -217,11 +219,11 @@ def _check_rows(rows: List[Row], path: str) -> None:
             raise TableError(f'{path}: student {student!r} has {len(baselines)} baseline rows '
                              f'({", ".join(baselines)}); mark one')
     for row in rows:
-        if row.compare_to is not None:
+        for name in row.compare_to:
             where = f'{path}: row {row.name!r} compare_to'
-            other = next((other for other in rows if other.name == row.compare_to), None)
+            other = next((other for other in rows if other.name == name), None)
             if other is None or other is row:
-                raise TableError(f'{where}: {row.compare_to!r} must name another row of the table')
+                raise TableError(f'{where}: {name!r} must name another row of the table')
             if other.student != row.student or not set(other.seeds) & set(row.seeds):
                 raise TableError(f'{where}: the row {other.name!r} must have the same student ({row.student!r}) and '
                                  'share seeds: runs are compared seed by seed')

@@ -14,8 +14,10 @@ import shlex
 import cv2
 import pytest
 import yaml
-from mmengine.config import DictAction
+from mmengine.config import Config, DictAction
+from mmengine.registry import MODELS
 
+from gdkd_seg.losses import AUTHORS_MASS_CLAMP
 from gdkd_seg.reproduce import (
     Launcher,
     RunFailed,
@@ -34,7 +36,7 @@ from gdkd_seg.reproduce.table import option_value
 from tests.support import REPO_ROOT, config_path, run_tool
 
 DEMO = config_path('demo')
-SHIPPED_TABLES = sorted(glob.glob(config_path('reproduce', '*.yaml')) + [config_path('demo', 'demo.yaml')])
+SHIPPED_TABLES = sorted(glob.glob(config_path('reproduce', '*.yaml')) + glob.glob(config_path('demo', '*.yaml')))
 
 
 def write_table(tmp_path, text: str) -> str:
@@ -66,6 +68,19 @@ def test_every_shipped_table_loads_and_its_configs_exist(path):
     assert all(len(row.seeds) == (1 if row.name == 'teacher' else 3) for row in table.rows)
 
 
+def test_exactness_table_differs_only_in_the_clamp():
+    """Each clamped row is its exact row's config with the authors' clamp on its loss, compared with it."""
+    table = load_table(config_path('demo', 'exactness.yaml'))
+    for exact, clamped in (('gdkd', 'gdkd_clamped'), ('dkd', 'dkd_clamped')):
+        exact_row, clamped_row = table.row(exact), table.row(clamped)
+        assert clamped_row.config == exact_row.config and clamped_row.compare_to == (exact,)
+        assert exact_row.cfg_options == {}
+        cfg = Config.fromfile(clamped_row.config)
+        cfg.merge_from_dict({key: DictAction._parse_iterable(value) for key, value in clamped_row.cfg_options.items()})
+        losses = [MODELS.build(loss) for loss in cfg.model.distill_losses.values()]
+        assert [loss.options['mass_clamp'] for loss in losses] == [AUTHORS_MASS_CLAMP]
+
+
 def test_cityscapes_table_is_the_papers():
     with open(config_path('reproduce', 'cityscapes.yaml')) as file:
         table = yaml.safe_load(file)
@@ -83,6 +98,7 @@ def test_cityscapes_table_is_the_papers():
         baselines = [row for row in table['rows'] if row['student'] == student and row.get('baseline')]
         assert [row['method'] for row in baselines] == ['no distillation']
         assert baselines[0]['config'].endswith('_cityscapes_no_distill.py')
+        assert cells[student, 'GDKD']['compare_to'] == [f'{cells[student, method]["name"]}' for method in ('KD', 'DKD')]
 
 
 def test_table_rows_take_the_table_defaults_and_their_own(tmp_path):
@@ -176,7 +192,7 @@ rows:
     teacher, plain, gdkd, other_plain, other_kd = summarise(table, values)
     # 70, 71, 72.5: mean 213.5 / 3; squared deviations 49/36, 1/36, 16/9 sum to 19/6, / (3 - 1) = 19/12
     assert plain.mean == pytest.approx(213.5 / 3) and plain.std == pytest.approx(math.sqrt(19 / 12))
-    assert plain.vs_baseline is None and plain.vs_compared is None
+    assert plain.vs_baseline is None and plain.vs_compared == {}
     assert gdkd.values == {0: 72.0, 1: 73.0} and gdkd.mean == 72.5 and gdkd.std == pytest.approx(math.sqrt(0.5))
     # paired on the seeds both finished (0, 1): differences 2 and 2, mean 2, spread 0: the interval is [2, 2]
     assert gdkd.vs_baseline.differences == {0: 2.0, 1: 2.0} and gdkd.vs_baseline.mean == 2.0
@@ -232,12 +248,12 @@ rows:
     assert kd.vs_baseline.mean == pytest.approx(2.0)
     assert (kd.vs_baseline.low, kd.vs_baseline.high) == pytest.approx((2 - t / math.sqrt(3), 2 + t / math.sqrt(3)))
     assert (kd.vs_baseline.above, kd.vs_baseline.below, kd.vs_baseline.separated) == (3, 0, False)
-    assert kd.vs_compared is None
+    assert kd.vs_compared == {} and gdkd.row.compare_to == ('kd',)
     # gdkd - kd: 2, 2.5, 3: mean 2.5, sample std 0.5: half width 1.2421: [1.26, 3.74], separated
-    assert gdkd.vs_compared.differences == {0: 2.0, 1: 2.5, 2: 3.0}
-    assert (gdkd.vs_compared.low, gdkd.vs_compared.high) == pytest.approx((2.5 - t * 0.5 / math.sqrt(3),
-                                                                            2.5 + t * 0.5 / math.sqrt(3)))
-    assert gdkd.vs_compared.separated and gdkd.vs_compared.other == 'kd'
+    versus_kd = gdkd.vs_compared['kd']
+    assert versus_kd.differences == {0: 2.0, 1: 2.5, 2: 3.0} and versus_kd.separated and versus_kd.other == 'kd'
+    half_width = t * 0.5 / math.sqrt(3)
+    assert (versus_kd.low, versus_kd.high) == pytest.approx((2.5 - half_width, 2.5 + half_width))
     # gdkd - plain: 3, 4.5, 6: mean 4.5, std 1.5: [0.77, 8.23], separated
     assert gdkd.vs_baseline.low == pytest.approx(4.5 - t * 1.5 / math.sqrt(3)) and gdkd.vs_baseline.separated
     # a seed below and one equal; a single seed has no interval
@@ -252,19 +268,28 @@ rows:
         (folder / 'result.json').write_text(json.dumps({'metrics': {'mIoU': value}}))
     paths = write_report(table, str(tmp_path / 'out'))
     markdown = open(paths['markdown']).read()
-    assert '| Δ vs baseline, paired (95% CI) | Δ vs compare_to, paired (95% CI) |' in markdown
+    assert '| Δ vs baseline, paired (95% CI) | Δ vs KD, paired (95% CI) |' in markdown
     assert '| S | KD | 11.00 | 14.00 | 17.00 | 14.00 ± 3.00 | +2.00 [-0.48, +4.48], 3 of 3 above |  |' in markdown
     assert ('| S | GDKD | 13.00 | 16.50 | 20.00 | 16.50 ± 3.50 | +4.50 [+0.77, +8.23], 3 of 3 above, **separated** '
-            '| vs KD: +2.50 [+1.26, +3.74], 3 of 3 above, **separated** |') in markdown
+            '| +2.50 [+1.26, +3.74], 3 of 3 above, **separated** |') in markdown
     with open(paths['csv'], newline='') as file:
         lines = {line['row']: line for line in csv.DictReader(file)}
-    assert {key: lines['gdkd'][key] for key in ('compare_to', 'vs_compare_to_mean', 'vs_compare_to_ci_low',
-                                                'vs_compare_to_ci_high', 'vs_compare_to_seeds_above',
-                                                'vs_compare_to_seeds_below', 'vs_compare_to_separated')} == {
-        'compare_to': 'kd', 'vs_compare_to_mean': '2.50', 'vs_compare_to_ci_low': '1.26',
-        'vs_compare_to_ci_high': '3.74', 'vs_compare_to_seeds_above': '3', 'vs_compare_to_seeds_below': '0',
-        'vs_compare_to_separated': 'True'}
-    assert lines['kd']['vs_baseline_separated'] == 'False' and lines['kd']['compare_to'] == ''
+    assert {key: lines['gdkd'][key] for key in ('vs_kd_mean', 'vs_kd_ci_low', 'vs_kd_ci_high', 'vs_kd_seeds_above',
+                                                'vs_kd_seeds_below', 'vs_kd_separated')} == {
+        'vs_kd_mean': '2.50', 'vs_kd_ci_low': '1.26', 'vs_kd_ci_high': '3.74', 'vs_kd_seeds_above': '3',
+        'vs_kd_seeds_below': '0', 'vs_kd_separated': 'True'}
+    assert lines['kd']['vs_baseline_separated'] == 'False' and lines['kd']['vs_kd_mean'] == ''
+    # several comparators: a list
+    several = load_table(write_table(tmp_path, """
+seeds: [0, 1]
+rows:
+  - {name: kd, config: kd_toy.py, student: S, method: KD}
+  - {name: dkd, config: kd_toy.py, student: S, method: DKD}
+  - {name: gdkd, config: gdkd_toy.py, student: S, method: GDKD, compare_to: [kd, dkd]}
+"""))
+    assert several.row('gdkd').compare_to == ('kd', 'dkd')
+    summary = summarise(several, {('kd', 0): 1.0, ('dkd', 0): 2.0, ('gdkd', 0): 4.0})[2]
+    assert {name: paired.mean for name, paired in summary.vs_compared.items()} == {'kd': 3.0, 'dkd': 2.0}
     assert cv2.imread(paths['chart']) is not None
 
 
