@@ -23,11 +23,12 @@ def is_distillation_config(cfg: Config) -> bool:
 
 
 def gdkd_options(cfg: Config) -> dict:
-    """``k``, ``temperature`` and, for ``partition='topp'``, ``top_p`` and ``k_max`` of the config's first
-    GDKDLoss (``{}`` when it has none)."""
+    """``k``, ``temperature``, ``mass_clamp`` and, for ``partition='topp'``, ``top_p`` and ``k_max`` of the
+    config's first GDKDLoss (``{}`` when it has none)."""
     for loss in (cfg.model.get('distill_losses') or {}).values():
         if loss.get('type') == 'GDKDLoss':
-            options = dict(k=loss.get('k', 3), temperature=loss.get('temperature', 1.0))
+            options = dict(k=loss.get('k', 3), temperature=loss.get('temperature', 1.0),
+                           mass_clamp=loss.get('mass_clamp'))
             if loss.get('partition') == 'topp':
                 options.update(top_p=loss.get('top_p', 0.9), k_max=loss.get('k_max'))
             return options

@@ -56,7 +56,7 @@ def map_gdkd_terms(cfg: Config, student_checkpoint: str, out: str, split: str = 
             inputs = data['inputs']
             student = distiller.student_logits(inputs)
             teacher = check_logits(student, distiller.teacher_logits(inputs)[0])
-            terms = gdkd_pixel_terms(student, teacher, options['k'], options['temperature'])
+            terms = gdkd_pixel_terms(student, teacher, options['k'], options['temperature'], options['mass_clamp'])
             for index, sample in enumerate(data['data_samples']):
                 _, valid = labels_and_valid(sample.gt_sem_seg.data[None], student[index:index + 1], ignore_index)
                 for name in TERMS:

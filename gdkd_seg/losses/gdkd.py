@@ -102,8 +102,8 @@ def _mean_entropy(logits: Tensor, temperature: float) -> Tensor:
         return -(log_probs.exp() * log_probs).sum(1).mean()
 
 
-def gdkd_pixel_terms(student_logits: Tensor, teacher_logits: Tensor, k: int = 3,
-                     temperature: float = 1.0) -> Dict[str, Tensor]:
+def gdkd_pixel_terms(student_logits: Tensor, teacher_logits: Tensor, k: int = 3, temperature: float = 1.0,
+                     mass_clamp: Optional[float] = None) -> Dict[str, Tensor]:
     """GDKD's three unweighted terms per pixel (``partition='topk'``), for pictures of where a student disagrees.
 
     The same computation as :func:`gdkd_loss` (its PyTorch implementation, on any device), before the mean: the
@@ -113,15 +113,16 @@ def gdkd_pixel_terms(student_logits: Tensor, teacher_logits: Tensor, k: int = 3,
         student_logits, teacher_logits: ``(B, C, H, W)`` at the same size.
         k: the teacher's top group size.
         temperature: softmax temperature T.
+        mass_clamp: None, or the eps of the authors' mass clamp (as in :func:`gdkd_loss`).
 
     Returns:
         ``kl_mass`` (KL between the top/rest masses), ``kl_top`` (within the teacher's top-k), ``kl_other``
         (within the rest), each ``(B, H, W)``, in the logits' compute dtype.
     """
-    check_options(num_classes=student_logits.shape[1], k=k, temperature=temperature)
+    check_options(num_classes=student_logits.shape[1], k=k, temperature=temperature, mass_clamp=mass_clamp)
     partition = dict(top_k=k, rank_groups=[0] * k)
     _, kl_mass, kl_groups = pytorch.grouped_kl_per_pixel(student_logits, teacher_logits, partition, (1.0, 1.0), 1.0,
-                                                         temperature)
+                                                         temperature, mass_clamp)
     return dict(kl_mass=kl_mass, kl_top=kl_groups[0], kl_other=kl_groups[1])
 
 

@@ -173,13 +173,16 @@ def test_clamp_counts_follow_the_masses():
     assert 'on 25.0% of the valid pixels' in report and 'top_p=0.5' in report and 'on 50.0% its DKD' in report
 
 
-@pytest.mark.parametrize('k, temperature', [(3, 1.0), (5, 2.0)])
-def test_pixel_terms_average_to_the_gdkd_loss_parts(toy_teacher_outputs, k, temperature):
+@pytest.mark.parametrize('k, temperature, mass_clamp', [(3, 1.0, None), (5, 2.0, None), (3, 1.0, 1e-3)])
+def test_pixel_terms_average_to_the_gdkd_loss_parts(toy_teacher_outputs, k, temperature, mass_clamp):
     teacher, labels = toy_teacher_outputs[0]
     teacher = teacher[None] / SHARP
     student = teacher.roll(1, dims=1) * 0.5 + torch.randn_like(teacher)
-    terms = gdkd_pixel_terms(student, teacher, k, temperature)
-    loss, parts = gdkd_loss(student, teacher, labels, k=k, temperature=temperature)
+    terms = gdkd_pixel_terms(student, teacher, k, temperature, mass_clamp)
+    loss, parts = gdkd_loss(student, teacher, labels, k=k, temperature=temperature, mass_clamp=mass_clamp)
+    if mass_clamp:  # the clamp acts on these logits: the maps follow it
+        exact = gdkd_pixel_terms(student, teacher, k, temperature)['kl_mass']
+        assert not torch.allclose(exact, terms['kl_mass'])
     valid = labels != 255
     for name, value in parts.items():
         assert float(terms[name][valid].mean()) == pytest.approx(float(value), rel=1e-4, abs=1e-6), name

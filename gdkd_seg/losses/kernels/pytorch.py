@@ -145,10 +145,11 @@ class _GroupedKL(torch.autograd.Function):
 
 
 def mass_gradient(log_mass_student: Tensor, log_mass_teacher: Tensor, mass_clamp: Optional[float]) -> Tensor:
-    """The mass KL's gradient with respect to each group's student log-mass (up to the log-mass's own gradient):
-    ``b_s(g) − b_t(g)`` exactly; with the clamp ``b_s(g)·S − u(g)·b̃_t(g)``, where ``b̃`` are clamped masses,
-    ``u(g)`` says whether the student's mass of g was inside the clamp and ``S = Σ_g u(g)·b̃_t(g)``: a group
-    clamped on the student's side passes no gradient, and with two groups both are clamped together."""
+    """The per-group factor ``gap(g)`` of the mass KL's gradient, ``∂KL_mass / ∂(z_s(i)/T) = q_s(i)·gap(g)`` for a
+    class i of group g, from ``(N, G)`` log-masses: ``b_s(g) − b_t(g)`` exactly; with the clamp
+    ``b_s(g)·S − u(g)·b̃_t(g)``, where ``b̃`` are clamped masses, ``u(g)`` says whether the student's mass of g was
+    inside the clamp and ``S = Σ_g u(g)·b̃_t(g)``: a mass clamped on the student's side passes no gradient (with two
+    groups both clamp together, and the pixel's mass term passes none)."""
     if mass_clamp is None:
         return log_mass_student.exp() - log_mass_teacher.exp()
     inside = clamp_log_masses(log_mass_student, mass_clamp)[1]
