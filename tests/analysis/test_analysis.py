@@ -173,7 +173,7 @@ def test_clamp_counts_follow_the_masses():
     assert 'on 25.0% of the valid pixels' in report and 'top_p=0.5' in report and 'on 50.0% its DKD' in report
 
 
-@pytest.mark.parametrize('k, temperature, mass_clamp', [(3, 1.0, None), (5, 2.0, None), (3, 1.0, 1e-3)])
+@pytest.mark.parametrize('k, temperature, mass_clamp', [(3, 1.0, None), (5, 2.0, None), (3, 1.0, 0.2)])
 def test_pixel_terms_average_to_the_gdkd_loss_parts(toy_teacher_outputs, k, temperature, mass_clamp):
     teacher, labels = toy_teacher_outputs[0]
     teacher = teacher[None] / SHARP
