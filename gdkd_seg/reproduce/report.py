@@ -238,8 +238,8 @@ def write_bar_chart(table: Table, summaries: List[RowSummary], path: str) -> Non
     ax.set_title('mean ± sample std over seeds; dots: seeds', fontsize=9)
     paired_ax.axhline(0.0, color='grey', linewidth=0.8)
     paired_ax.set_ylabel(f'Δ {table.metric}, paired by seed')
-    legend = ', '.join(f'{table.row(name).method} ({markers[name]})' for name in compared)
-    paired_ax.set_title(f'Δ paired by seed, {CONFIDENCE:.0%} t-interval: vs baseline (o)'
+    legend = ', vs '.join(f'{table.row(name).method} ({markers[name]})' for name in compared)
+    paired_ax.set_title(f'Δ paired by seed, {CONFIDENCE:.0%} t-interval\nvs baseline (o)'
                         + (f', vs {legend}' if legend else ''), fontsize=9)
     fig.suptitle(table.title)
     fig.tight_layout()
