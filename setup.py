@@ -22,6 +22,8 @@ setup(
         # the harness's table files (yaml.safe_load); the charts of the harness, the demo and the teacher analysis
         'pyyaml',
         'matplotlib',
+        # the harness's paired t-intervals (mmsegmentation depends on it too)
+        'scipy',
         # imported by mmseg.models at import time
         'ftfy',
         'regex',
