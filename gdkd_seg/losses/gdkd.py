@@ -86,9 +86,10 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
     parts = dict(kl_mass=kl_mass, kl_top=kl_groups[0], kl_other=kl_groups[1])
     if entropy_weight > 0:
         entropy = _mean_entropy(student_logits, temperature)
-        # a tensor, not a Python bool: no wait for the GPU in every step
-        any_valid = torch.ones((), device=loss.device) if valid is None else valid.any().to(loss.dtype)
-        loss = loss - entropy_weight * entropy * any_valid
+        term = entropy_weight * entropy
+        if valid is not None:  # no valid pixel: no term; a tensor factor, so no wait for the GPU in every step
+            term = term * valid.any()
+        loss = loss - term
         parts['entropy'] = entropy.detach()
     return loss, parts
 
