@@ -1,17 +1,26 @@
 """Helpers the tests share: paths, config options for the toy city, a toy distillation Runner, checkpoints of
-random teachers, and the command-line tools run as a user runs them."""
+random teachers, local HTTP servers (one that serves files, one that never answers), a guard against hangs, and the
+command-line tools run as a user runs them."""
+import contextlib
+import functools
+import http.server
 import importlib.util
 import os
 import os.path as osp
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import uuid
+from typing import Iterator
 
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
+from gdkd_seg.engine import cli
 from gdkd_seg.engine.distributed import syncbn_to_bn
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -82,15 +91,32 @@ def tool_path(script: str) -> str:
     return osp.join(REPO_ROOT, 'tools', script)
 
 
-def run_tool(script: str, *args: str, check: bool = True, env: dict = None) -> subprocess.CompletedProcess:
+def run_tool(script: str, *args: str, check: bool = True, env: dict = None,
+             timeout: float = None) -> subprocess.CompletedProcess:
     """Run ``tools/<script>`` in a subprocess from the repo root, as a user would (``env``: its environment,
-    default this process's); returns the CompletedProcess."""
+    default this process's; ``timeout``: seconds before it is killed and ``subprocess.TimeoutExpired`` raised);
+    returns the CompletedProcess."""
     result = subprocess.run([sys.executable, tool_path(script), *args], cwd=REPO_ROOT, capture_output=True,
-                            text=True, env=env)
+                            text=True, errors='backslashreplace', env=env, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f'{script} {" ".join(args)} failed ({result.returncode}):\n'
                              f'{result.stdout[-4000:]}\n{result.stderr[-6000:]}')
     return result
+
+
+def run_tool_here(script: str, *args: str, monkeypatch, capsys) -> subprocess.CompletedProcess:
+    """:func:`run_tool` in this process (no interpreter start-up, the costly part of a tool's run in a test): the
+    tool's ``main`` under :func:`gdkd_seg.engine.cli.run_tool`, as ``python tools/<script>`` runs it, with its exit
+    status, stdout and stderr."""
+    monkeypatch.setattr(sys, 'argv', [tool_path(script), *args])
+    capsys.readouterr()  # what came before is not the tool's
+    try:
+        cli.run_tool(load_tool(script).main)
+        status = 0
+    except SystemExit as exit:
+        status = exit.code if isinstance(exit.code, int) else 1
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(sys.argv, status, captured.out, captured.err)
 
 
 def load_tool(script: str):
@@ -99,6 +125,77 @@ def load_tool(script: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+class serving:
+    """``http://127.0.0.1:PORT`` serving the files of ``folder`` while the block lasts."""
+
+    def __init__(self, folder: str) -> None:
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=folder)
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        return f'http://127.0.0.1:{self.server.server_address[1]}'
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.thread.join()
+        self.server.server_close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of the call)."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[str]:
+    """``http://127.0.0.1:PORT``: a server that accepts connections and never answers (for as long as the block
+    lasts, at most 60 s: a client without a timeout then gets EOF and fails differently, instead of hanging)."""
+    server = socket.socket()
+    server.bind(('127.0.0.1', 0))
+    server.listen(8)
+    server.settimeout(0.1)  # accept() wakes up to see the end of the block (closing the socket does not wake it)
+    release = threading.Event()
+    connections = []
+
+    def accept_and_stay_silent():
+        while not release.is_set():
+            try:
+                connections.append(server.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:  # closed
+                return
+
+    thread = threading.Thread(target=accept_and_stay_silent, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{server.getsockname()[1]}'
+    finally:
+        release.set()
+        thread.join()
+        server.close()
+        for connection in connections:
+            connection.close()
+
+
+@contextlib.contextmanager
+def fails_within(seconds: int) -> Iterator[None]:
+    """Raise ``TimeoutError`` in the block after ``seconds`` (a test of something that must not hang)."""
+    def interrupt(signum, frame):
+        raise TimeoutError(f'still running after {seconds} s: it hangs')
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def cfg_options(options: dict) -> list:

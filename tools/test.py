@@ -17,6 +17,7 @@ from gdkd_seg.engine.runner_setup import (
     add_run_arguments,
     close_process_group,
     load_config,
+    log_any_path,
     parse_run_arguments,
     prepare_run,
 )
@@ -45,6 +46,7 @@ def build_config(args):
     """Load the config and apply the command-line flags the way MMSeg's tools/test.py does."""
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = args.checkpoint
+    cfg.resume = False  # testing loads the checkpoint's weights; a config's resume=True would resume training state
     if cfg.model.get('type') in DISTILLERS:
         cfg.model.teacher = None
         cfg.model.teacher_ckpt = None
@@ -75,7 +77,8 @@ def main() -> None:
     cfg = build_config(args)
     init_cpu_distributed(cfg)  # a no-op unless build_config adapted a distributed run to CPUs
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.register_hook(CheckpointMatchHook(args.checkpoint, allow_partial=args.allow_partial))
+    runner.register_hook(CheckpointMatchHook(args.allow_partial, 'evaluate it anyway'))
+    log_any_path(runner)
     with loading_for('the CHECKPOINT argument (load_from)'):
         runner.test()
     close_process_group()

@@ -1,5 +1,4 @@
 """A distilled student as a plain MMSeg model: a config and a checkpoint that MMSeg loads without gdkd_seg."""
-import os
 import os.path as osp
 from typing import Tuple
 
@@ -9,13 +8,20 @@ from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 
 from ..utils.config_tree import replace_types
-from ..utils.errors import ConfigError
+from ..utils.errors import ConfigError, UserError
+from ..utils.files import atomic_write
 from .loading import load_checkpoint_file
 from .matching import check_state_dict_matches, student_weights
 
+CONFIG_NAME, CHECKPOINT_NAME = 'student_config.py', 'student.pth'
 
-def export_student(config_path: str, checkpoint_path: str, out_dir: str,
-                   allow_partial: bool = False) -> Tuple[str, str]:
+
+class ExportExistsError(UserError, FileExistsError):
+    """The output folder already holds an export, and replacing it was not asked for."""
+
+
+def export_student(config_path: str, checkpoint_path: str, out_dir: str, allow_partial: bool = False,
+                   overwrite: bool = False) -> Tuple[str, str]:
     """Write ``out_dir/student_config.py`` and ``out_dir/student.pth``.
 
     The config is the student's segmentor with the distiller's data preprocessor (what the student was trained
@@ -26,20 +32,31 @@ def export_student(config_path: str, checkpoint_path: str, out_dir: str,
     (MMSeg's own class weights fail on ignored pixels, and the loss plays no part in inference or evaluation), with a
     printed note.
 
+    Each file is written atomically (:func:`gdkd_seg.utils.files.atomic_write`): an interrupted export leaves the
+    previous file or none, never a truncated one.
+
     Args:
         config_path: the distillation config the checkpoint was trained with.
         checkpoint_path: a SegDistiller checkpoint.
         out_dir: the folder to write to.
         allow_partial: export student weights that do not match the config's student, with a warning.
+        overwrite: replace the files of an earlier export in ``out_dir``; without it they are refused.
 
     Returns:
         The paths of the config and the checkpoint written.
 
     Raises:
+        ExportExistsError: (a FileExistsError) when ``out_dir`` already holds either file and ``overwrite`` is not
+            set; nothing is written then.
         ConfigError: when the config is not a SegDistiller config.
         CheckpointMismatchError: when the checkpoint holds no student weights, or (unless ``allow_partial``) they
             are not those of the config's student.
     """
+    out_config, out_checkpoint = osp.join(out_dir, CONFIG_NAME), osp.join(out_dir, CHECKPOINT_NAME)
+    existing = [path for path in (out_config, out_checkpoint) if osp.lexists(path)]
+    if existing and not overwrite:
+        raise ExportExistsError(f'{out_dir} already holds an export ({", ".join(existing)}); choose another output '
+                                'folder, or replace it with --overwrite (overwrite=True)')
     cfg = Config.fromfile(config_path)
     if cfg.model.get('type') != 'SegDistiller':
         raise ConfigError(f'{config_path} is not a distillation config (model.type={cfg.model.get("type")!r}); a '
@@ -67,8 +84,6 @@ def export_student(config_path: str, checkpoint_path: str, out_dir: str,
     meta = {'dataset_meta': checkpoint.get('meta', {}).get('dataset_meta', {}),
             'exported_from': osp.abspath(checkpoint_path)}
 
-    os.makedirs(out_dir, exist_ok=True)
-    out_config, out_checkpoint = osp.join(out_dir, 'student_config.py'), osp.join(out_dir, 'student.pth')
-    cfg.dump(out_config)
-    torch.save({'state_dict': student_state, 'meta': meta}, out_checkpoint)
+    atomic_write(out_checkpoint, lambda file: torch.save({'state_dict': student_state, 'meta': meta}, file))
+    atomic_write(out_config, lambda file: file.write(cfg.pretty_text.encode('utf-8')))
     return out_config, out_checkpoint

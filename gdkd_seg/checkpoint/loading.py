@@ -22,12 +22,15 @@ import urllib.parse
 import zipfile
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, BinaryIO, Callable, Iterator, List, Optional
 
 import torch
 
 from ..utils.errors import UserError
+from ..utils.files import not_a_regular_file
 from .allow_list import mmengine_checkpoint_globals, plain_numpy, registered_statistic_globals
+from .download import download_file
+from .matching import shown_keys
 
 ZIP_MAGIC = b'PK\x03\x04'  # torch.save's format since torch 1.6
 PICKLE_MAGIC = b'\x80'  # torch.save's legacy format starts with a pickle protocol opcode
@@ -57,7 +60,8 @@ def loading_for(setting: str) -> Iterator[None]:
 
 def load_checkpoint_file(path: Any, map_location: Any = 'cpu', setting: Optional[str] = None,
                          source: Optional[str] = None) -> Any:
-    """``torch.load(path, map_location, weights_only=True)`` with the allow-list of MMEngine's checkpoints.
+    """``torch.load(path, map_location, weights_only=True)`` with the allow-list of MMEngine's checkpoints, after
+    checking that the file is one to read, and before returning that its weights are finite.
 
     Args:
         path: a local file (or an open binary file).
@@ -70,19 +74,92 @@ def load_checkpoint_file(path: Any, map_location: Any = 'cpu', setting: Optional
 
     Raises:
         CheckpointNotFoundError: the file does not exist.
-        CheckpointLoadError: the file is empty, truncated, not a checkpoint, or holds something that is not allowed.
+        CheckpointLoadError: the path is not a regular file (a directory, a named pipe, a device); the file is
+            empty, truncated, not a checkpoint, a zip whose records would inflate beyond the file's size, or holds
+            something that is not allowed; or its weights hold NaN or infinite values.
     """
+    setting = setting or _SETTING.get() or 'checkpoint'
+    name = source or (repr(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else '(a stream)')
+    try:
+        problem = file_problem(path)
+    except FileNotFoundError as err:
+        raise CheckpointNotFoundError(f'{setting} {name} does not exist') from err
+    if problem:
+        raise CheckpointLoadError(f'{setting} {name} cannot be loaded: {problem}')
     try:
         # allowed for this load only; statistics a run registered resolve by name (see .allow_list)
         with torch.serialization.safe_globals(mmengine_checkpoint_globals() + registered_statistic_globals()):
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
-        setting = setting or _SETTING.get() or 'checkpoint'
-        name = source or (repr(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else '(a stream)')
         if isinstance(err, FileNotFoundError):
             raise CheckpointNotFoundError(f'{setting} {name} does not exist') from err
         raise CheckpointLoadError(f'{setting} {name} cannot be loaded: {describe_load_failure(path, err)}') from err
+    non_finite = non_finite_weights(checkpoint)
+    if non_finite:
+        raise CheckpointLoadError(f'{setting} {name} cannot be loaded: weights that are NaN or infinite, in '
+                                  f'{shown_keys(non_finite)}. These are the weights of a run that diverged; take an '
+                                  'earlier checkpoint of it')
     return plain_numpy(checkpoint)
+
+
+def file_problem(path: Any) -> Optional[str]:
+    """Why ``path`` (a local path or an open binary file) is not to be read by ``torch.load``, or None.
+
+    Only regular files are read (opening a named pipe would wait forever for a writer). A zip archive, torch.save's
+    format, is looked at through its central directory only: torch.save stores its records uncompressed, and torch
+    inflates a compressed record in full before checking it, so records that would inflate beyond the file's own
+    size (a zip bomb: 1 MB that inflates to 1 GiB) are refused before anything is inflated. A legacy (non-zip)
+    checkpoint reads each tensor's bytes from the file itself, so it cannot hold more than its size.
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+    """
+    if isinstance(path, (str, os.PathLike)):
+        kind = not_a_regular_file(path)
+        if kind:
+            return f'it is {kind}, not a regular file (a checkpoint is a file written by torch.save)'
+        with open(path, 'rb') as file:
+            return zip_inflation_problem(file)
+    if hasattr(path, 'seekable') and path.seekable():
+        return zip_inflation_problem(path)
+    return None
+
+
+def zip_inflation_problem(file: BinaryIO) -> Optional[str]:
+    """Why the zip archive ``file`` (read from its current position, which is kept) would inflate beyond its size,
+    or None (also for a file that is not a zip archive, or a damaged one: torch.load names those)."""
+    start = file.tell()
+    try:
+        if file.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+            return None
+        size = file.seek(0, os.SEEK_END) - start
+        file.seek(start)
+        try:
+            with zipfile.ZipFile(file) as archive:
+                records = archive.infolist()
+        except (zipfile.BadZipFile, ValueError, OSError):
+            return None
+    finally:
+        file.seek(start)
+    inflated = sum(record.file_size for record in records)
+    if inflated <= size:
+        return None
+    compressed = sum(record.compress_type != zipfile.ZIP_STORED for record in records)
+    return (f'its zip records would inflate to {inflated} bytes from a file of {size} bytes ({compressed} '
+            'compressed record(s)); torch.save stores its records uncompressed, so it did not write this file, and '
+            'nothing was inflated')
+
+
+def non_finite_weights(checkpoint: Any) -> List[str]:
+    """The keys of the floating-point tensors of a checkpoint's weights (its ``state_dict``, or ``model``, or the
+    checkpoint itself) that hold a NaN or an infinity."""
+    if not isinstance(checkpoint, dict):
+        return []
+    weights = next((checkpoint[key] for key in ('state_dict', 'model') if isinstance(checkpoint.get(key), dict)),
+                   checkpoint)
+    return [str(key) for key, value in weights.items()
+            if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex())
+            and not bool(torch.isfinite(value).all())]
 
 
 def describe_load_failure(path: Any, err: Exception) -> str:
@@ -127,14 +204,33 @@ class TorchWithSafeLoad:
 
 
 def load_url(url: str, model_dir: Optional[str] = None, map_location: Any = None, progress: bool = True) -> Any:
-    """MMEngine's ``load_url`` (torch.hub's download into ``<hub dir>/checkpoints``), read by
-    :func:`load_checkpoint_file`."""
+    """MMEngine's ``load_url`` (a download into torch.hub's ``<hub dir>/checkpoints``, reused when there), fetched
+    with a timeout by :func:`gdkd_seg.checkpoint.download.download_file` and read by :func:`load_checkpoint_file`.
+
+    ``progress`` is accepted for MMEngine's call and not shown.
+    """
     model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(model_dir, exist_ok=True)
     cached = osp.join(model_dir, osp.basename(urllib.parse.urlparse(url).path))
     if not osp.exists(cached):
-        torch.hub.download_url_to_file(url, cached, progress=progress)
+        download_file(url, cached, _SETTING.get() or 'checkpoint')
     return load_checkpoint_file(cached, map_location, source=f'{url!r} (downloaded to {cached!r})')
+
+
+def load_from_local_path(filename: str, map_location: Any = None) -> Any:
+    """MMEngine's loader of local paths (``~`` expanded), read by :func:`load_checkpoint_file`, so that a directory
+    or a named pipe is named for what it is rather than "can not be found"."""
+    return load_checkpoint_file(osp.expanduser(filename), map_location)
+
+
+def local_paths_checked(get_checkpoint_loader: Callable) -> classmethod:
+    """MMEngine's ``CheckpointLoader._get_checkpoint_loader`` (bound), choosing :func:`load_from_local_path` where it
+    would choose its loader of local paths."""
+    @functools.wraps(get_checkpoint_loader)
+    def wrapper(cls, path: str) -> Callable:
+        loader = get_checkpoint_loader(path)
+        return load_from_local_path if loader is cls._schemes.get('') else loader
+    return classmethod(wrapper)
 
 
 def _checkpoint_order(path: str) -> tuple:

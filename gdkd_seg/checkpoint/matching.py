@@ -16,7 +16,8 @@ class CheckpointMismatchError(UserError, RuntimeError):
     keys."""
 
 
-def _shown(keys) -> str:
+def shown_keys(keys) -> str:
+    """``keys`` sorted and comma-separated, the first :data:`MAX_KEYS_SHOWN` of them and how many more."""
     keys = sorted(keys)
     more = f' ... and {len(keys) - MAX_KEYS_SHOWN} more' if len(keys) > MAX_KEYS_SHOWN else ''
     return ', '.join(keys[:MAX_KEYS_SHOWN]) + more
@@ -35,7 +36,7 @@ def state_dict_mismatches(state_dict: Mapping, expected: Mapping) -> List[str]:
     mis_shaped = {f'{key} {tuple(state_dict[key].shape)} != {tuple(value.shape)}'
                   for key, value in expected.items()
                   if key in state_dict and tuple(getattr(state_dict[key], 'shape', ())) != tuple(value.shape)}
-    return [f'{name} keys: {_shown(keys)}' for name, keys in
+    return [f'{name} keys: {shown_keys(keys)}' for name, keys in
             (('missing', missing), ('unexpected', unexpected), ('mis-shaped', mis_shaped)) if keys]
 
 

@@ -1,11 +1,14 @@
 """Crash-safe checkpoint saving: a crash, a kill or a full disk while saving never leaves a truncated checkpoint as
 the latest one or loses the previous checkpoint (files are written by :func:`gdkd_seg.utils.files.atomic_write`,
-whose leftovers :func:`gdkd_seg.utils.files.remove_stale_temporaries` cleans up when the next run starts).
+whose leftovers :func:`gdkd_seg.utils.files.remove_stale_temporaries` cleans up when the next run starts); and the
+work dir's ``last_checkpoint``, which names the latest checkpoint, is written and read as the path's own bytes
+(:func:`find_latest_checkpoint`).
 
-:func:`gdkd_seg.engine.patches.apply` installs :func:`atomic_save_checkpoint` and :func:`save_checkpoint_with_step`
-in MMEngine.
+:func:`gdkd_seg.engine.patches.apply` installs :func:`atomic_save_checkpoint`, :func:`save_checkpoint_with_step` and
+:func:`find_latest_checkpoint` in MMEngine.
 """
 import functools
+import os
 import os.path as osp
 from typing import Callable, Optional
 
@@ -13,7 +16,34 @@ import torch
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend, get_file_backend
 
-from ..utils.files import atomic_write
+from ..utils.errors import UserError
+from ..utils.files import atomic_write, not_a_regular_file
+
+# the file in the work dir that names the latest checkpoint (MMEngine's name)
+LATEST_POINTER = 'last_checkpoint'
+
+
+class LatestPointerError(UserError, OSError):
+    """A work dir's ``last_checkpoint`` that is not a file."""
+
+
+def find_latest_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``<work_dir>/last_checkpoint`` names, or None without one (MMEngine's function, reading the
+    path as the bytes :func:`save_checkpoint_with_step` wrote, so a path that is not UTF-8 reads back as it was).
+
+    Raises:
+        LatestPointerError: ``last_checkpoint`` is a directory, a named pipe (reading it would wait forever) or
+            another non-file.
+    """
+    pointer = osp.join(work_dir, LATEST_POINTER)
+    if not osp.exists(pointer):
+        return None
+    kind = not_a_regular_file(pointer)
+    if kind:
+        raise LatestPointerError(f'{pointer} is {kind}, not the file naming the latest checkpoint that the run '
+                                 'writes; remove it, or pass another --work-dir')
+    with open(pointer, 'rb') as file:
+        return os.fsdecode(file.read().strip()) or None
 
 
 def atomic_save_checkpoint(save_checkpoint: Callable) -> Callable:
@@ -52,7 +82,8 @@ def save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
                            backend_args=self.backend_args, **self.args)
     if not is_main_process():
         return
-    atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), lambda file: file.write(str(self.last_ckpt).encode()))
+    # the path's own bytes (os.fsencode), so a folder name that is not UTF-8 survives the round trip
+    atomic_write(osp.join(runner.work_dir, LATEST_POINTER), lambda file: file.write(os.fsencode(str(self.last_ckpt))))
     for old_step in outdated:
         path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old_step))
         if self.file_backend.isfile(path):

@@ -6,7 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, List, Optional, Tuple
 
-import cv2
+import mmcv
 import numpy as np
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..engine.distributed import is_main_process_by_env
 from ..utils.errors import UserError
+from ..utils.files import printable_path
 
 DATA_README = 'data/README.md'
 
@@ -72,41 +73,73 @@ class DatasetCheckError(UserError, ValueError):
 MAX_PROBLEMS_SHOWN = 10
 
 
-def _check_pair(img_path: str, seg_map_path: Optional[str], valid_labels: np.ndarray,
-                decode_images: bool = False) -> List[str]:
+def _label_decode_backend(dataset_cfg: dict) -> str:
+    """The ``imdecode_backend`` the dataset's ``LoadAnnotations`` decodes label maps with (MMSeg's default,
+    ``'pillow'``, when the pipeline sets none)."""
+    for transform in dataset_cfg.get('pipeline') or []:
+        kind = transform.get('type') if isinstance(transform, dict) else None
+        if getattr(kind, '__name__', str(kind)).split('.')[-1] == 'LoadAnnotations':
+            return transform.get('imdecode_backend', 'pillow')
+    return 'pillow'
+
+
+def _check_pair(img_path: str, seg_map_path: Optional[str], valid_labels: np.ndarray, decode_images: bool = False,
+                label_backend: str = 'pillow') -> List[str]:
     """The problems of one image / label-map pair (empty when fine).
 
     The image is opened for its header only (format and size; no pixel decoding, so a 2048x1024 Cityscapes image
     costs well under a millisecond), or with ``decode_images`` decoded in full, which also finds a truncated or
-    corrupt body; the label map is always decoded in full to read its values.
+    corrupt body. The label map is always decoded in full to read its values, as MMSeg's ``LoadAnnotations`` decodes
+    it: the file's bytes through ``mmcv.imfrombytes(flag='unchanged', backend=label_backend)``, then squeezed, so a
+    palette PNG yields its indices. Files are read by Python, never by OpenCV from a path: OpenCV crashes the process
+    on a file name that is not UTF-8.
+
+    Args:
+        img_path: the image file.
+        seg_map_path: its label map, or None for a dataset without labels.
+        valid_labels: boolean lookup ``label value -> allowed`` (see :func:`_valid_labels`).
+        decode_images: decode the image in full instead of reading its header.
+        label_backend: the ``imdecode_backend`` of the dataset's ``LoadAnnotations``.
+
+    Returns:
+        One message per problem, each starting with the file it is about.
     """
-    problems = []
+    shown_img, shown_seg = printable_path(img_path), printable_path(seg_map_path or '')
     try:
-        with Image.open(img_path) as image:
+        with Image.open(img_path) as image:  # Pillow opens the file with Python's open
             width, height = image.size
             if decode_images:
                 image.load()
     except Exception as err:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ... for bad files
-        return [f'{img_path}: cannot be read as an image ({type(err).__name__}: {err})']
+        return [f'{shown_img}: cannot be read as an image ({type(err).__name__}: {err})']
     if seg_map_path is None:
-        return problems
+        return []
     if not osp.isfile(seg_map_path):
-        return [f'{seg_map_path}: missing (the label map of {osp.basename(img_path)})']
-    label = cv2.imread(seg_map_path, cv2.IMREAD_UNCHANGED)
-    if label is None:
-        return [f'{seg_map_path}: cannot be read as an image (label map of {osp.basename(img_path)})']
-    if label.ndim != 2:
-        problems.append(f'{seg_map_path}: label map has {label.shape[2]} channels; expected a single-channel map '
-                        'of train IDs')
+        return [f'{shown_seg}: missing (the label map of {osp.basename(shown_img)})']
+    try:
+        with open(seg_map_path, 'rb') as file:
+            decoded = mmcv.imfrombytes(file.read(), flag='unchanged', backend=label_backend)
+    except Exception as err:  # the decoders raise many types for bad files (cv2 returns None instead)
+        decoded, reason = None, f' ({type(err).__name__}: {err})'
+    else:
+        reason = ''
+    if decoded is None:
+        return [f'{shown_seg}: cannot be read as an image{reason} (label map of {osp.basename(shown_img)})']
+    problems = []
+    label = decoded.squeeze()
+    if label.ndim == 3:
+        problems.append(f'{shown_seg}: label map has {label.shape[2]} channels; expected a single-channel map of '
+                        'class indices (a grey-scale or palette PNG)')
         label = label[..., 0]
-    if label.shape != (height, width):
-        problems.append(f'{seg_map_path}: label map is {label.shape[1]}x{label.shape[0]} but its image '
-                        f'{osp.basename(img_path)} is {width}x{height} (width x height)')
+    if decoded.shape[:2] != (height, width):
+        problems.append(f'{shown_seg}: label map is {decoded.shape[1]}x{decoded.shape[0]} but its image '
+                        f'{osp.basename(shown_img)} is {width}x{height} (width x height)')
     present = np.flatnonzero(np.bincount(label.ravel(), minlength=valid_labels.size)) if label.dtype == np.uint8 \
         else np.unique(label)
-    invalid = [int(value) for value in present if value >= valid_labels.size or not valid_labels[value]]
+    invalid = [int(value) for value in present
+               if value < 0 or value >= valid_labels.size or not valid_labels[int(value)]]
     if invalid:
-        problems.append(f'{seg_map_path}: label values {invalid} are neither a class index nor the ignore index')
+        problems.append(f'{shown_seg}: label values {invalid} are neither a class index nor the ignore index')
     return problems
 
 
@@ -143,8 +176,9 @@ def check_dataset_files(cfg: Config, splits: Iterable[str] = ('train_dataloader'
     each pair is checked: the split is not empty (an empty split makes MMEngine's ``InfiniteSampler`` spin forever);
     every image opens as an image (``mode='header'``: its header only; ``mode='full'``: decoded in full, which also
     finds a truncated or corrupt body that would otherwise fail later inside a dataloader worker); every label map
-    decodes, has a single channel and the image's size, and holds only class indices and the ignore index (a stray
-    value such as 40 would crash the cross-entropy mid-run on CPU and trigger an opaque device-side assert on GPU).
+    decodes as the pipeline's ``LoadAnnotations`` decodes it (palette PNGs give their indices), has a single channel
+    and the image's size, and holds only class indices and the ignore index (a stray value such as 40 would crash
+    the cross-entropy mid-run on CPU and trigger an opaque device-side assert on GPU).
     Up to 8 threads share the work: the toy city's 250 pairs take about 0.1 s; a 2048x1024 pair costs about 10 ms of
     CPU (decoding the label map), so Cityscapes' 3475 train + 500 val pairs take about 40 CPU-seconds, a few seconds
     of wall time on 8 cores. ``mode='full'`` adds the decoding of every image: the toy city's 250 pairs take 0.3 s
@@ -182,15 +216,16 @@ def check_dataset_files(cfg: Config, splits: Iterable[str] = ('train_dataloader'
             pairs = [(item['img_path'], item.get('seg_map_path')) for item in dataset.load_data_list()]
             if not pairs:
                 img_dir = dataset.data_prefix.get('img_path', dataset.data_root)
-                source = f'listed in {dataset.ann_file!r}' if dataset.ann_file else \
-                    f'under {img_dir!r} (looking for *{dataset.img_suffix})'
+                source = f'listed in {printable_path(dataset.ann_file)!r}' if dataset.ann_file else \
+                    f'under {printable_path(img_dir)!r} (looking for *{dataset.img_suffix})'
                 raise DatasetCheckError(f'{split}: the dataset is empty: no images {source}. Put the images there '
                                         f'(layout in {DATA_README}) or point {split}.dataset.data_root elsewhere')
             valid, described = _valid_labels(dataset)
+            backend = _label_decode_backend(dataset_cfg)
             todo = [pair for pair in pairs if pair not in checked]
             with ThreadPoolExecutor(max_workers=num_threads) as pool:
-                problems = [problem for found in pool.map(lambda pair: _check_pair(*pair, valid, mode == 'full'), todo)
-                            for problem in found]
+                problems = [problem for found in pool.map(
+                    lambda pair: _check_pair(*pair, valid, mode == 'full', backend), todo) for problem in found]
             checked.update(todo)
             if problems:
                 more = f'\n  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more' \

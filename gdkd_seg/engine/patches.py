@@ -3,28 +3,38 @@
 
 1. MMEngine's checkpoint loads go through :func:`gdkd_seg.checkpoint.load_checkpoint_file`: no checkpoint a user is
    handed can run code (``weights_only=True`` with a narrow allow-list, also for URLs, which MMEngine loads with
-   ``weights_only=False``), and a bad file is named with the setting it came from.
+   ``weights_only=False``), only regular files are read, URLs are fetched with a timeout, and a bad file is named
+   with the setting it came from.
 2. MMEngine's checkpoint saves are crash-safe: a kill or a full disk while saving never leaves a truncated latest
-   checkpoint, and the checkpoint that falls out of ``max_keep_ckpts`` is deleted after the new one is saved.
+   checkpoint, and the checkpoint that falls out of ``max_keep_ckpts`` is deleted after the new one is saved;
+   ``last_checkpoint`` is written and read as the path's bytes (a work dir whose name is not UTF-8).
 3. torchvision imports beside a torch build its compiled ops do not match (PyPI has no CPU torchvision for torch
    2.13), so that MMEngine's environment report and mmpretrain, which need only its Python parts, import.
 4. The ``pkg_resources is deprecated`` warning, which setuptools 80 prints whenever MMEngine resolves an
    ``mmseg::`` config path, is silenced.
+5. MMEngine reads YAML (``.yaml``/``.yml`` configs, their ``_base_`` files and ``mmengine.load``) as plain data,
+   with PyYAML's safe loader, whatever ``Loader`` a caller passes: a tag such as ``!!python/object/apply`` is
+   refused (``yaml.YAMLError``) instead of running code. ``!!python/tuple``, which MMEngine writes for tuples when
+   it dumps a YAML config, still reads as a tuple.
 
 Nothing else changes: the allow-list is allowed inside the toolkit's loader only, so a ``torch.load`` of your own
-returns what it did before the import. ``docs/reliability.md`` lists these changes for users.
+returns what it did before the import, and a ``yaml.load`` of your own uses the ``Loader`` you pass.
+``docs/reliability.md`` lists these changes for users.
 """
 import sys
 import warnings
 
 import mmengine
 import mmengine.runner
+import mmengine.runner._flexible_runner
 import mmengine.runner.checkpoint
 import mmengine.runner.runner
 import torch
+import yaml
+from mmengine.fileio.handlers.yaml_handler import YamlHandler
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
-from mmengine.runner import Runner
+from mmengine.runner import CheckpointLoader, Runner
 
 from ..checkpoint import loading, saving
 from ..checkpoint.allow_list import check_torch_version
@@ -39,7 +49,7 @@ ATOMIC_SAVING_MMENGINE = '0.10.7'
 
 
 def apply() -> None:
-    """Make the four changes above (a second call changes nothing).
+    """Make the five changes above (a second call changes nothing).
 
     Raises:
         ImportError: on a torch older than 2.6, whose allow-list cannot map a pickled name to a stand-in.
@@ -49,6 +59,7 @@ def apply() -> None:
     route_checkpoint_loads()
     make_checkpoint_saves_atomic()
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
+    read_yaml_as_data()
 
 
 def _replace(owner, name: str, replacement) -> None:
@@ -58,19 +69,22 @@ def _replace(owner, name: str, replacement) -> None:
 
 
 def route_checkpoint_loads() -> None:
-    """Change 1: ``torch.load`` and ``load_url`` as ``mmengine.runner.checkpoint`` calls them, and the Runner's
-    ``resume`` and ``load_checkpoint`` (which then name their setting in errors)."""
+    """Change 1: ``torch.load`` and ``load_url`` as ``mmengine.runner.checkpoint`` calls them, its loader of local
+    paths, and the Runner's ``resume`` and ``load_checkpoint`` (which then name their setting in errors)."""
     if (Runner, 'resume') in _ORIGINALS:
         return
     _replace(mmengine.runner.checkpoint, 'torch', loading.TorchWithSafeLoad())
     _replace(mmengine.runner.checkpoint, 'load_url', loading.load_url)
+    _replace(CheckpointLoader, '_get_checkpoint_loader',
+             loading.local_paths_checked(CheckpointLoader._get_checkpoint_loader))
     _replace(Runner, 'resume', loading.resume_naming_the_setting(Runner.resume))
     _replace(Runner, 'load_checkpoint', loading.load_naming_the_setting(Runner.load_checkpoint))
 
 
 def make_checkpoint_saves_atomic() -> None:
-    """Change 2: MMEngine's ``save_checkpoint`` where the Runner and ``CheckpointHook`` look it up, and
-    ``CheckpointHook._save_checkpoint_with_step``. MMEngine versions other than 0.10.7 are left alone (warned)."""
+    """Change 2: MMEngine's ``save_checkpoint`` where the Runner and ``CheckpointHook`` look it up,
+    ``CheckpointHook._save_checkpoint_with_step``, and ``find_latest_checkpoint`` (which reads the ``last_checkpoint``
+    the new method writes). MMEngine versions other than 0.10.7 are left alone (warned)."""
     if (CheckpointHook, '_save_checkpoint_with_step') in _ORIGINALS:
         return
     if mmengine.__version__ != ATOMIC_SAVING_MMENGINE:
@@ -81,6 +95,46 @@ def make_checkpoint_saves_atomic() -> None:
     for module in (mmengine.runner.checkpoint, mmengine.runner.runner, mmengine.runner):
         _replace(module, 'save_checkpoint', atomic)
     _replace(CheckpointHook, '_save_checkpoint_with_step', saving.save_checkpoint_with_step)
+    for module in (mmengine.runner.checkpoint, mmengine.runner.runner, mmengine.runner._flexible_runner,
+                   mmengine.runner):
+        _replace(module, 'find_latest_checkpoint', saving.find_latest_checkpoint)
+
+
+class PlainDataLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
+    """PyYAML's safe loader (its C implementation where PyYAML was built with libyaml): mappings, lists, strings,
+    numbers, booleans, null and dates, plus ``!!python/tuple`` (a tuple of plain values, as MMEngine dumps tuples);
+    any other tag raises ``yaml.constructor.ConstructorError``."""
+
+
+PlainDataLoader.add_constructor('tag:yaml.org,2002:python/tuple',
+                                lambda loader, node: tuple(loader.construct_sequence(node)))
+
+
+def load_yaml_as_data(handler: YamlHandler, file, **kwargs):
+    """``YamlHandler.load_from_fileobj`` with :class:`PlainDataLoader` in place of any ``Loader`` passed.
+
+    Args:
+        handler: the handler (unused: the loader does not depend on it).
+        file: the open YAML file.
+        **kwargs: ``yaml.load``'s other arguments.
+
+    Returns:
+        The plain data the file holds.
+
+    Raises:
+        yaml.YAMLError: for a file that is not YAML, or holds a tag other than those of plain data.
+    """
+    kwargs['Loader'] = PlainDataLoader
+    return yaml.load(file, **kwargs)
+
+
+def read_yaml_as_data() -> None:
+    """Change 5: ``YamlHandler.load_from_fileobj``, through which ``mmengine.load`` and ``Config.fromfile`` read
+    every YAML file, loads with :class:`PlainDataLoader` (MMEngine's own passes PyYAML's full ``Loader``, whose
+    ``!!python/object/apply`` tag calls any function)."""
+    if (YamlHandler, 'load_from_fileobj') in _ORIGINALS:
+        return
+    _replace(YamlHandler, 'load_from_fileobj', load_yaml_as_data)
 
 
 def make_torchvision_importable() -> None:

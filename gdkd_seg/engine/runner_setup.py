@@ -3,19 +3,23 @@ to the run once the Runner exists (:func:`start_training`, :func:`close_process_
 import argparse
 import inspect
 import logging
+import math
+import numbers
 import os
 import os.path as osp
 from typing import Any, Iterator, List, Optional, Sequence, Set, Tuple
 
 import torch.distributed as dist
+import yaml
 from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
-from mmengine.runner import FlexibleRunner, Runner, find_latest_checkpoint
+from mmengine.runner import FlexibleRunner, Runner
 
+from ..checkpoint.saving import find_latest_checkpoint
 from ..datasets.checks import DATA_CHECK_MODES, check_data_roots, check_dataset_files
 from ..utils.errors import ConfigError, require_extra
-from ..utils.files import remove_stale_temporaries
+from ..utils.files import not_a_regular_file, remove_stale_temporaries
 from .distributed import adapt_cpu_distributed, syncbn_to_bn
 
 # Top-level config keys that the run reads once the config file is loaded: the arguments of MMEngine's Runner and
@@ -84,25 +88,75 @@ def load_config(path: str, cfg_options: Optional[dict] = None, launcher: str = '
         ConfigError: the file does not exist, or an option is refused.
         MissingExtraError: a classification config, without mmpretrain installed.
     """
-    if not osp.isfile(path):
-        raise ConfigError(f'config {path!r} does not exist')
+    try:
+        kind = not_a_regular_file(path)
+    except FileNotFoundError:
+        raise ConfigError(f'config {path!r} does not exist') from None
+    if kind:
+        raise ConfigError(f'config {path!r} is {kind}, not a config file')
     try:
         cfg = Config.fromfile(path)
     except ModuleNotFoundError as err:  # an ``mmpretrain::`` base without mmpretrain
         if 'mmpretrain' in str(err):
             require_extra('mmpretrain', 'cls', f'{path} (a classification config)')
         raise
+    except yaml.YAMLError as err:  # gdkd_seg.engine.patches reads YAML as plain data
+        raise ConfigError(f'{path}: cannot read the config or a YAML _base_ of it ({" ".join(str(err).split())}). '
+                          'YAML configs are read as plain data: tags such as !!python/object are refused and nothing '
+                          'in them runs; write the value as plain data, or use a Python config') from err
     if cfg.get('default_scope') == 'mmpretrain':
         require_extra('mmpretrain', 'cls', f'{path} (a classification config)')
     cfg.launcher = launcher
     if cfg_options is not None:
         check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
+    check_finite_numbers(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def _numbers(node: Any, prefix: str = '') -> Iterator[Tuple[str, Any]]:
+    """``(dotted path, value)`` of every real number below ``node`` (dicts, lists, tuples)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, (list, tuple)) else ()
+    for key, child in items:
+        if isinstance(child, numbers.Real) and not isinstance(child, bool):
+            yield f'{prefix}{key}', child
+        else:
+            yield from _numbers(child, f'{prefix}{key}.')
+
+
+def check_finite_numbers(cfg: Config) -> None:
+    """Refuse a NaN or an infinity anywhere in the config, as written or through ``--cfg-options``.
+
+    No setting means anything by them, and they fail silently: a check such as ``weight > 0`` is False for NaN
+    (``model.aux_distill_weight=nan`` would turn auxiliary distillation off), and an infinite weight surfaces only
+    as a non-finite loss at the first iteration.
+
+    Raises:
+        ConfigError: naming the first such setting.
+    """
+    for path, value in _numbers(dict(cfg.items())):
+        if not math.isfinite(value):
+            raise ConfigError(f'{path}={value}: settings must be finite numbers (NaN and infinity mean nothing to '
+                              'any setting and would be ignored or fail later); give a finite value')
+
+
+def check_training_length(cfg: Config) -> None:
+    """Refuse a training loop of no iterations (``train_cfg.max_iters`` or ``max_epochs`` below 1), which would end
+    at once, with no checkpoint and no word.
+
+    Raises:
+        ConfigError: naming the setting.
+    """
+    train_cfg = cfg.get('train_cfg') or {}
+    for key in ('max_iters', 'max_epochs'):
+        value = train_cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f'train_cfg.{key}={value!r}: training needs a whole number >= 1 of '
+                              f'{key[4:]}; set --cfg-options train_cfg.{key}=N')
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -164,11 +218,13 @@ def checkpoint_folders(runner) -> List[str]:
 def start_training(runner) -> None:
     """What ``tools/train.py`` does once the Runner (and so the log file) exists, before training starts.
 
-    On the main process: removes the half-written checkpoints of saves that died in the checkpoint folders (see
+    Lets the log files take any path (:func:`log_any_path`). On the main process: removes the half-written
+    checkpoints of saves that died in the checkpoint folders (see
     :func:`gdkd_seg.utils.files.remove_stale_temporaries`), and warns when ``--resume`` finds no checkpoint to
     resume from. MMEngine then starts from scratch, as a requeued job that had not saved yet needs, logging only
     "resumed from the latest checkpoint None"; a mistyped ``--work-dir`` deserves a line that says so.
     """
+    log_any_path(runner)
     if not is_main_process():
         return
     remove_stale_temporaries(checkpoint_folders(runner))
@@ -177,6 +233,14 @@ def start_training(runner) -> None:
         print_log(f'--resume: no checkpoint to resume from in the work dir {osp.abspath(runner.work_dir)!r} (no '
                   "'last_checkpoint' file there); training starts from scratch. If you meant to continue a run, "
                   'check --work-dir', logger='current', level=logging.WARNING)
+
+
+def log_any_path(runner) -> None:
+    """Let the run's log files take any path: a file or folder name that is not UTF-8 (its bytes escaped as
+    ``\\xff``) instead of a "Logging error" that loses the line (Python's file handlers encode strictly)."""
+    for handler in runner.logger.handlers:
+        if isinstance(handler, logging.FileHandler) and handler.stream is not None:
+            handler.stream.reconfigure(errors='backslashreplace')
 
 
 def close_process_group() -> None:

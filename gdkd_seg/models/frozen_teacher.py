@@ -7,8 +7,6 @@ import contextlib
 import hashlib
 import os
 import os.path as osp
-import socket
-import urllib.error
 from typing import Callable, List, Optional, Sequence, Union
 
 import torch
@@ -21,16 +19,10 @@ from torch import Tensor, nn
 
 from ..checkpoint.loading import CheckpointNotFoundError, loading_for
 from ..checkpoint.matching import CheckpointMismatchError, check_state_dict_matches
-from ..utils.errors import ConfigError, UserError
+from ..utils.errors import ConfigError
 
-DOWNLOAD_TIMEOUT_ENV = 'GDKD_DOWNLOAD_TIMEOUT'
-DEFAULT_DOWNLOAD_TIMEOUT = 60.0
 # teacher_precision -> the autocast dtype of the teacher's forward (None: plain float32, no autocast)
 TEACHER_PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-
-class DownloadError(UserError, RuntimeError):
-    """A teacher checkpoint URL that could not be fetched."""
 
 
 def teacher_model_config(teacher: Union[dict, str]) -> ConfigDict:
@@ -54,48 +46,13 @@ def teacher_model_config(teacher: Union[dict, str]) -> ConfigDict:
     return model
 
 
-def download_timeout() -> float:
-    """Seconds a teacher download may wait for the server (to connect, or for the next bytes): the
-    ``GDKD_DOWNLOAD_TIMEOUT`` environment variable, default 60."""
-    value = os.environ.get(DOWNLOAD_TIMEOUT_ENV, '')
-    try:
-        timeout = float(value) if value else DEFAULT_DOWNLOAD_TIMEOUT
-    except ValueError:
-        raise ConfigError(f'{DOWNLOAD_TIMEOUT_ENV}={value!r} is not a number of seconds') from None
-    if timeout <= 0:
-        raise ConfigError(f'{DOWNLOAD_TIMEOUT_ENV} must be > 0 seconds, got {value}')
-    return timeout
-
-
-def _load_checkpoint(checkpoint_path: str) -> dict:
-    """MMEngine's loader; a URL is fetched with a socket timeout, and a failed fetch says what to do instead.
-
-    MMEngine (through torch.hub) opens URLs without a timeout, so a server that accepts the connection and never
-    answers would hang the run forever.
-    """
-    if '://' not in checkpoint_path or checkpoint_path.startswith(('s3://', 'petrel://', 'pavi://')):
-        return CheckpointLoader.load_checkpoint(checkpoint_path, map_location='cpu')
-    timeout = download_timeout()
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)  # urllib's urlopen without a timeout argument uses it
-    try:
-        return CheckpointLoader.load_checkpoint(checkpoint_path, map_location='cpu')
-    except (urllib.error.URLError, OSError) as err:  # refused, unreachable, timed out (socket.timeout), reset
-        reason = err.reason if type(err) is urllib.error.URLError else err
-        raise DownloadError(
-            f'teacher_ckpt {checkpoint_path!r} could not be downloaded ({type(reason).__name__}: {reason}; '
-            f'timeout {timeout:g} s, set {DOWNLOAD_TIMEOUT_ENV} to change it). Download the file yourself and '
-            'pass the local path: --cfg-options model.teacher_ckpt=/path/to/teacher.pth') from err
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
 def _checkpoint_state_dict(checkpoint_path: str) -> dict:
     """Read a checkpoint with ``weights_only=True`` (MMEngine's loader, made safe by
-    :mod:`gdkd_seg.checkpoint.loading`) and return its bare state dict."""
+    :mod:`gdkd_seg.checkpoint.loading`; URLs fetched with a timeout by :mod:`gdkd_seg.checkpoint.download`) and
+    return its bare state dict."""
     try:
         with loading_for('model.teacher_ckpt'):
-            checkpoint = _load_checkpoint(checkpoint_path)
+            checkpoint = CheckpointLoader.load_checkpoint(checkpoint_path, map_location='cpu')
     except FileNotFoundError as err:
         raise CheckpointNotFoundError(f'teacher_ckpt {checkpoint_path!r} does not exist: {err}') from err
     state_dict = checkpoint.get('state_dict', checkpoint.get('model', checkpoint))
@@ -131,7 +88,7 @@ def build_frozen_teacher(teacher: Union[dict, str], teacher_ckpt: Optional[str],
     if not teacher_ckpt:
         raise ConfigError('teacher_ckpt is required: a teacher without trained weights would distill noise. '
                           'Pass a local checkpoint path or a URL of the teacher config\'s weights.')
-    if '://' not in teacher_ckpt and not osp.isfile(teacher_ckpt):
+    if '://' not in teacher_ckpt and not osp.exists(teacher_ckpt):
         raise CheckpointNotFoundError(f'teacher_ckpt {teacher_ckpt!r} does not exist')
     model_cfg = teacher_model_config(teacher)
     # weights come from teacher_ckpt: never fetch ImageNet-pretrained backbones for the teacher

@@ -1,4 +1,5 @@
 """SegDistiller: a trainable MMSeg student distilled from a frozen MMSeg teacher."""
+import math
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -92,9 +93,11 @@ class SegDistiller(FrozenTeacherMixin, BaseSegmentor):
             self._check_auxiliary_pairs()
 
     def _checked_aux_distill_weight(self, weight: float) -> float:
-        """``aux_distill_weight``, refused when negative or when there is no student auxiliary head to distil."""
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            raise ConfigError(f'aux_distill_weight={weight!r} must be a number >= 0 (0: distil the decode logits only)')
+        """``aux_distill_weight``, refused when negative or not finite, or when there is no student auxiliary head to
+        distil."""
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
+            raise ConfigError(f'aux_distill_weight={weight!r} must be a finite number >= 0 (0: distil the decode '
+                              'logits only)')
         if weight > 0:
             if not auxiliary_heads(self.student):
                 raise ConfigError(f'aux_distill_weight={weight} but the student ({type(self.student).__name__} with '

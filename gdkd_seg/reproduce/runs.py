@@ -28,13 +28,11 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from ..utils.errors import ConfigError, UserError
 from ..utils.files import atomic_write
-from .table import Row, Table, TableError
+from .table import Row, Table, TableError, refuse_harness_settings
 
 TOOLS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools')
 LAUNCHERS = ('none', 'pytorch', 'slurm')
 SETTINGS_FILE, TRAINED_FILE, RESULT_FILE = 'settings.json', 'trained.json', 'result.json'
-# Options the harness sets itself, from the table's seeds and teacher_from
-HARNESS_OPTIONS = ('randomness.seed', 'work_dir')
 
 
 _PRINT_LOCK = threading.Lock()
@@ -181,15 +179,12 @@ def run_options(run: Run, extra: Dict[str, str], teacher_ckpt: Optional[str]) ->
     checkpoint of ``teacher_from``.
 
     Raises:
-        TableError: when the table or ``extra`` sets what the harness sets (the seed, the work dir, or the teacher of
-            a row with ``teacher_from``).
+        TableError: when the row's options or ``extra`` set what the harness sets
+            (:func:`~gdkd_seg.reproduce.table.harness_setting`: the seed, the work dir, an output folder, the teacher
+            of a row with ``teacher_from``, ...).
     """
     options = dict(run.row.cfg_options, **extra)
-    owned = HARNESS_OPTIONS + (('model.teacher_ckpt',) if run.row.teacher_from else ())
-    taken = [key for key in options if key in owned]
-    if taken:
-        raise TableError(f'row {run.row.name!r}: {", ".join(taken)} is set by the harness (seeds, the run folder, '
-                         'teacher_from); remove it from cfg_options')
+    refuse_harness_settings(options, f'row {run.row.name!r} cfg_options', run.row.teacher_from is not None)
     options['randomness.seed'] = str(run.seed)
     if teacher_ckpt is not None:
         options['model.teacher_ckpt'] = teacher_ckpt

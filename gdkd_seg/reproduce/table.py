@@ -25,13 +25,18 @@ MMEngine's ``Config`` would run its code on loading, and a table needs nothing a
         teacher_from: teacher                    # optional: model.teacher_ckpt = that row's final checkpoint
         compare_to: [r18_kd, r18_dkd]            # optional: rows of the same student compared seed by seed
 
+``cfg_options`` (the table's and a row's) may not set what the harness sets for each run: the seed, the work dir,
+resuming, the launcher, the checkpoint evaluated, the teacher of a ``teacher_from`` row, nor any output folder
+(``default_hooks.checkpoint.out_dir``, ``visualizer.save_dir``, ``test_evaluator.output_dir``, ...): a run writes
+only into its folder, where a rerun finds it (:data:`HARNESS_SETTINGS`, :func:`harness_setting`).
+
 Seeds pair runs: the same seed gives the rows of one student the same initial weights and data order, so the report
 compares rows by their per-seed differences (:mod:`.report`).
 """
 import os.path as osp
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -46,6 +51,18 @@ _ROW_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 # Characters that MMEngine's DictAction reads as structure (lists, tuples, quotes) or drops (spaces), so that a string
 # holding them would not reach the config as written
 _UNSAFE_OPTION_CHARS = re.compile(r'[\s,()\[\]\'"]')
+# Settings the harness sets for every run: tools/train.py's --work-dir, --resume and --launcher, the table's seeds,
+# tools/test.py's checkpoint (load_from) and --out, and where a run writes (checkpoints, logs, visualizations), which
+# must stay in the run's folder for a rerun to find them. A key setting one of them, a dict holding one
+# (``default_hooks.checkpoint``) or a value inside one is refused.
+HARNESS_SETTINGS = ('work_dir', 'resume', 'load_from', 'launcher', 'randomness.seed',
+                    'default_hooks.checkpoint.out_dir', 'default_hooks.checkpoint.filename_tmpl',
+                    'default_hooks.logger.out_dir', 'visualizer.save_dir', 'test_evaluator.output_dir',
+                    'test_evaluator.keep_results')
+# The teacher checkpoint of a row with ``teacher_from``: the final checkpoint of its teacher row
+TEACHER_SETTING = 'model.teacher_ckpt'
+# Names of output folders, wherever they appear in a key (a hook, a visualization backend, an evaluator of a list)
+OUTPUT_FOLDER_NAMES = ('work_dir', 'out_dir', 'save_dir', 'output_dir')
 
 
 class TableError(UserError, ValueError):
@@ -129,7 +146,50 @@ def option_value(value: Any, where: str) -> str:
                      f'booleans, null or lists of them), got {value!r}')
 
 
-def _options(value: Any, where: str) -> Dict[str, str]:
+def harness_setting(key: str, teacher_from: bool = False) -> Optional[str]:
+    """The setting the harness owns that the ``--cfg-options`` key ``key`` would override, or None.
+
+    Args:
+        key: a dotted config key; a list index in it (``custom_hooks.0.out_dir``) stands for any item.
+        teacher_from: whether the key is an option of a row with ``teacher_from`` (whose ``model.teacher_ckpt`` the
+            harness sets).
+
+    Returns:
+        The owned setting the key is, holds (``default_hooks.checkpoint`` holds ``default_hooks.checkpoint.out_dir``)
+        or lies inside of; ``key`` itself when it names an output folder anywhere (see ``OUTPUT_FOLDER_NAMES``).
+    """
+    parts = [part for part in key.split('.') if part and not part.isdigit()]
+    if any(part in OUTPUT_FOLDER_NAMES for part in parts):
+        return key
+    for owned in HARNESS_SETTINGS + ((TEACHER_SETTING,) if teacher_from else ()):
+        owned_parts = owned.split('.')
+        common = min(len(parts), len(owned_parts))
+        if parts[:common] == owned_parts[:common]:
+            return owned
+    return None
+
+
+def refuse_harness_settings(keys: Iterable[str], where: str, teacher_from: bool = False) -> None:
+    """Refuse options that override what the harness sets for each run (see :func:`harness_setting`).
+
+    Args:
+        keys: the options' dotted keys.
+        where: what to name in the error (the file, the row and whose options they are).
+        teacher_from: whether they are options of a row with ``teacher_from``.
+
+    Raises:
+        TableError: naming ``where``, the first such key and the setting it overrides.
+    """
+    for key in keys:
+        owned = harness_setting(key, teacher_from)
+        if owned is not None:
+            what = 'is' if owned == key else f'overrides {owned}, which is'
+            raise TableError(f'{where}: {key} {what} set by the harness (it sets the seed, the teacher of '
+                             'teacher_from, resuming, the launcher and the evaluated checkpoint, and keeps every '
+                             'output in the run\'s folder <out>/<row>/seed<k>/); remove it from cfg_options')
+
+
+def _options(value: Any, where: str, teacher_from: bool = False) -> Dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -139,6 +199,7 @@ def _options(value: Any, where: str) -> Dict[str, str]:
     for key, item in value.items():
         if not isinstance(key, str) or not re.match(r'^[A-Za-z_][\w.]*$', key):
             raise TableError(f'{where}: {key!r} is not a dotted config key such as model.teacher_ckpt')
+        refuse_harness_settings([key], where, teacher_from)
         options[key] = option_value(item, f'{where} {key}')
     return options
 
@@ -200,10 +261,13 @@ def _row(entry: Any, index: int, default_seeds: Optional[Tuple[int, ...]], table
     if not isinstance(compare_to, list):
         raise TableError(f'{where} compare_to: expected a row name or a list of them, got {compare_to!r}')
     compare_to = tuple(_text(name, f'{where} compare_to') for name in compare_to)
+    if teacher_from is not None:  # a table-wide model.teacher_ckpt would replace this row's teacher
+        refuse_harness_settings(table_options, f"{where}: the table's cfg_options", teacher_from=True)
+    options = _options(entry.get('cfg_options'), f'{where} cfg_options', teacher_from is not None)
     return Row(name=name, config=config, student=_text(entry['student'], f'{where} student'),
                method=_text(entry['method'], f'{where} method'), baseline=baseline,
-               cfg_options=dict(table_options, **_options(entry.get('cfg_options'), f'{where} cfg_options')),
-               seeds=seeds, teacher_from=teacher_from, compare_to=compare_to)
+               cfg_options=dict(table_options, **options), seeds=seeds, teacher_from=teacher_from,
+               compare_to=compare_to)
 
 
 def _check_rows(rows: List[Row], path: str) -> None:

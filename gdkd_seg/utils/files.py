@@ -1,10 +1,13 @@
-"""Writing files so that a crash never leaves a half-written one: :func:`atomic_write`, and the removal of the
-temporary files that writers which died left behind (:func:`remove_stale_temporaries`)."""
+"""Files the tools read and write: a path as it can be printed (:func:`printable_path`), what kind of file a path is
+(:func:`not_a_regular_file`: a named pipe given as a checkpoint must be refused, not opened), writing so that a crash
+never leaves a half-written file (:func:`atomic_write`), and the removal of the temporary files that writers which
+died left behind (:func:`remove_stale_temporaries`)."""
 import logging
 import os
 import os.path as osp
 import re
 import socket
+import stat
 import time
 import uuid
 from typing import Callable, Iterable, List, Optional
@@ -14,6 +17,40 @@ from mmengine.logging import print_log
 # A temporary file left by a save whose writer is not known to be dead is removed only after this many seconds
 # without a write (a save in progress writes continuously; an hour is far beyond any checkpoint's write time).
 STALE_TEMPORARY_AGE_S = 3600
+
+
+# what a path that is not a regular file is, by its stat mode
+_FILE_KINDS = ((stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a named pipe'), (stat.S_ISSOCK, 'a socket'),
+               (stat.S_ISCHR, 'a character device'), (stat.S_ISBLK, 'a block device'))
+
+
+def not_a_regular_file(path: str) -> Optional[str]:
+    """What ``path`` is when it exists but is not a regular file (``'a directory'``, ``'a named pipe'``, ...), else
+    None.
+
+    Opening a named pipe blocks until something writes to it and a device can be endless, so the tools look before
+    they open a path a user gave. Symbolic links are followed.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+    """
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for is_kind, kind in _FILE_KINDS if is_kind(mode)), 'not a regular file')
+
+
+def printable_path(path: str) -> str:
+    """``path`` as it can be printed and logged whatever the terminal's encoding: a byte of a file name that is not
+    UTF-8 (which Python holds as a lone surrogate) is shown as ``\\xff``.
+
+    Args:
+        path: a file system path as Python's ``os`` functions return it.
+
+    Returns:
+        The path with its undecodable bytes written as backslash escapes.
+    """
+    return os.fsencode(path).decode('utf-8', 'backslashreplace')
 
 
 def host_tag() -> str:

@@ -1,16 +1,14 @@
 """Loading checkpoints: no code in a file runs whatever loads it, MMEngine's own checkpoints (message hub, numpy,
-registered statistics) still load, a checkpoint of another model is refused by test and export, and a bad file is
-named with its setting and what is wrong with it."""
+registered statistics) still load, a checkpoint of another model is refused by test and export, and a bad file (text,
+empty, truncated, a directory, a named pipe, a zip bomb, non-finite weights) is named with its setting and what is
+wrong with it, the last four before torch.load sees it."""
 import copyreg
-import functools
-import http.server
 import os
 import os.path as osp
 import pickle
 import re
 import shutil
 import sys
-import threading
 import zipfile
 
 import numpy as np
@@ -18,6 +16,7 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.registry import DefaultScope
+from mmengine.runner import CheckpointLoader
 
 from gdkd_seg.checkpoint.export import export_student
 from gdkd_seg.checkpoint.loading import CheckpointLoadError, load_checkpoint_file
@@ -29,6 +28,7 @@ from tests.support import (
     fast_distill_options,
     load_tool,
     run_tool,
+    serving,
     tiny_data_options,
     toy_runner,
 )
@@ -168,19 +168,11 @@ def test_a_teacher_downloaded_from_a_url_is_checked_too(local_only_downloads, tm
     marker = str(tmp_path / 'code_ran')
     os.makedirs(tmp_path / 'served')
     torch.save({'state_dict': {}, 'payload': Call(open, marker, 'w')}, str(tmp_path / 'served' / 'teacher.pth'))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / 'served'))
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f'http://127.0.0.1:{server.server_address[1]}/teacher.pth'
-    try:
+    with serving(str(tmp_path / 'served')) as address:
+        url = f'{address}/teacher.pth'
         with pytest.raises(CheckpointLoadError, match=f"^model.teacher_ckpt '{url}' \\(downloaded to .*\\) cannot be "
                                                       f'loaded: .*{REFUSED}'):
             load_teacher_weights(torch.nn.Linear(1, 1), url)
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
     assert not osp.exists(marker)
 
 
@@ -276,20 +268,51 @@ def test_export_refuses_a_student_of_other_widths_unless_allowed(training_run, t
 # --- bad files named -----------------------------------------------------------------------------------------------
 
 def write_bad_file(kind: str, path: str, genuine: str) -> str:
+    """A file of ``kind`` at ``path``; ``genuine`` is a real training checkpoint."""
     if kind == 'text':
         with open(path, 'w') as file:
             file.write('https://example.com/teacher.pth\n')
     elif kind == 'empty':
         open(path, 'wb').close()
-    else:  # truncated: the first half of a real checkpoint
+    elif kind == 'truncated':  # the first half of a real checkpoint
         with open(genuine, 'rb') as source, open(path, 'wb') as file:
             file.write(source.read(os.path.getsize(genuine) // 2))
+    elif kind == 'directory':
+        os.mkdir(path)
+    elif kind == 'named pipe':  # opening it would wait for a writer forever
+        os.mkfifo(path)
+    elif kind == 'zip bomb':  # the real checkpoint's records deflated: they inflate beyond the file's size
+        with zipfile.ZipFile(genuine) as source, zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as bomb:
+            for record in source.infolist():
+                bomb.writestr(record.filename, source.read(record.filename))
+            bomb.writestr(f'{source.namelist()[0].split("/")[0]}/padding', bytes(1 << 24))
+    else:  # non-finite: the real checkpoint with one NaN and one infinite weight
+        checkpoint = load_checkpoint_file(genuine)
+        weights = checkpoint['state_dict']
+        weights['student.decode_head.conv_seg.bias'][0] = float('nan')
+        weights['student.decode_head.conv_seg.weight'][0] = float('-inf')
+        torch.save(checkpoint, path)
     return path
 
 
 BAD_FILES = {'text': r"it is not a PyTorch checkpoint \(it starts with b'http': a text file\?\)",
              'empty': r'the file is empty \(0 bytes\)',
-             'truncated': r'the file is truncated: a zip archive of \d+ bytes whose end is missing'}
+             'truncated': r'the file is truncated: a zip archive of \d+ bytes whose end is missing',
+             'directory': r'it is a directory, not a regular file',
+             'named pipe': r'it is a named pipe, not a regular file',
+             'zip bomb': r'its zip records would inflate to \d+ bytes from a file of \d+ bytes \(\d+ compressed '
+                         r'record\(s\)\); torch\.save stores its records uncompressed, so it did not write this '
+                         r'file, and nothing was inflated',
+             'non-finite': r'weights that are NaN or infinite, in student\.decode_head\.conv_seg\.bias, '
+                           r'student\.decode_head\.conv_seg\.weight\. These are the weights of a run that diverged'}
+
+
+@pytest.fixture
+def torch_load_never_called(monkeypatch):
+    """Fail if a file reaches ``torch.load`` (a named pipe would block it, a zip bomb would be inflated)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError('torch.load was called')
+    monkeypatch.setattr(torch, 'load', refuse)
 
 
 @pytest.mark.parametrize('kind', BAD_FILES)
@@ -299,6 +322,53 @@ def test_bad_teacher_and_load_from_files_are_named(kind, training_run, toy_data_
         load_teacher_weights(torch.nn.Linear(1, 1), bad)
     runner = toy_runner(toy_data_root, toy_teacher_ckpt, str(tmp_path / 'run'), max_iters=1, load_from=bad)
     with pytest.raises(CheckpointLoadError, match=f"^load_from '{bad}' cannot be loaded: {BAD_FILES[kind]}"):
+        runner.load_or_resume()
+
+
+@pytest.mark.parametrize('kind', ['directory', 'named pipe', 'zip bomb'])
+def test_files_that_are_not_checkpoints_never_reach_torch_load(kind, training_run, tmp_path, torch_load_never_called):
+    bad = write_bad_file(kind, str(tmp_path / 'bad.pth'), osp.join(training_run, 'iter_1.pth'))
+    for setting, load in (('the CHECKPOINT argument', lambda: export_student(TOY_CONFIG, bad, str(tmp_path / 'out'))),
+                          ('checkpoint', lambda: load_checkpoint_file(bad)),
+                          ('checkpoint', lambda: CheckpointLoader.load_checkpoint(bad))):
+        with pytest.raises(CheckpointLoadError, match=f"^{setting} '{bad}' cannot be loaded: {BAD_FILES[kind]}"):
+            load()
+    if kind == 'zip bomb':  # MMEngine hands streams of remote files (s3, pavi) to torch.load
+        with open(bad, 'rb') as stream:
+            with pytest.raises(CheckpointLoadError, match=rf'^checkpoint \(a stream\) cannot be loaded: '
+                                                          rf'{BAD_FILES[kind]}'):
+                load_checkpoint_file(stream)
+            assert stream.tell() == 0
+
+
+@pytest.mark.parametrize('kind', ['directory', 'non-finite'])
+def test_test_tool_and_export_name_a_checkpoint_that_is_a_directory_or_diverged(kind, training_run, toy_data_root,
+                                                                                tmp_path, monkeypatch, capsys):
+    bad = write_bad_file(kind, str(tmp_path / 'bad.pth'), osp.join(training_run, 'iter_1.pth'))
+    monkeypatch.setattr(sys, 'argv', ['test.py', TOY_CONFIG, bad, '--work-dir', str(tmp_path / 'test'),
+                                      *cfg_options(tiny_data_options(toy_data_root))])
+    with pytest.raises(CheckpointLoadError, match=f"^the CHECKPOINT argument \\(load_from\\) '{bad}' cannot be "
+                                                  f'loaded: {BAD_FILES[kind]}'):
+        load_tool('test.py').main()
+    assert not re.search(r'Iter\(test\).*mIoU', capsys.readouterr().out)  # nothing was evaluated
+    with pytest.raises(CheckpointLoadError, match=f"^the CHECKPOINT argument '{bad}' cannot be loaded: "
+                                                  f'{BAD_FILES[kind]}'):
+        export_student(TOY_CONFIG, bad, str(tmp_path / 'export'))
+    assert not osp.exists(tmp_path / 'export')
+
+
+def test_latest_checkpoint_that_is_a_named_pipe_names_the_previous_one(training_run, toy_data_root,
+                                                                       toy_teacher_ckpt, tmp_path, monkeypatch):
+    work_dir = shutil.copytree(training_run, str(tmp_path / 'run'))
+    os.remove(osp.join(work_dir, 'iter_2.pth'))
+    latest = write_bad_file('named pipe', osp.join(work_dir, 'iter_2.pth'), '')
+    with open(osp.join(work_dir, 'last_checkpoint'), 'w') as file:
+        file.write(latest)
+    os.mkfifo(osp.join(work_dir, 'iter_3.pth'))  # newer, and not loadable either: skipped, not opened
+    monkeypatch.setattr(sys, 'argv', ['tools/train.py', TOY_CONFIG, '--work-dir', work_dir, '--resume'])
+    runner = toy_runner(toy_data_root, toy_teacher_ckpt, work_dir, max_iters=3, resume=True)
+    with pytest.raises(CheckpointLoadError, match=f"'{latest}' cannot be loaded: it is a named pipe.*\nThe previous "
+                                                  f"checkpoint {osp.join(work_dir, 'iter_1.pth')} loads"):
         runner.load_or_resume()
 
 

@@ -7,9 +7,12 @@ import shutil
 import sys
 
 import cv2
+import numpy as np
 import pytest
 from mmengine.config import Config
+from PIL import Image
 
+from gdkd_seg.datasets import CITYSCAPES_PALETTE
 from gdkd_seg.datasets.checks import DatasetCheckError, check_dataset_files
 from tests.support import cfg_options, config_path, load_tool, tiny_data_options
 
@@ -119,3 +122,80 @@ def test_tools_decode_every_image_with_data_check_full(data_copy, tool, monkeypa
     monkeypatch.setattr(sys, 'argv', argv + ['--data-check', 'full'])
     with pytest.raises(DatasetCheckError, match=osp.basename(image)):
         module.build_config(module.parse_args())
+
+
+def rename_with_byte_ff(path: str, suffix: str) -> str:
+    """Rename ``path`` (ending in ``suffix``) to hold the byte 0xff, which is not UTF-8, before the suffix (as a
+    Linux file name may); returns the new path, as Python spells it (with a lone surrogate)."""
+    renamed = path[:-len(suffix)] + os.fsdecode(b'_\xff') + suffix
+    os.rename(path, renamed)
+    return renamed
+
+
+def read_png(path: str):
+    with open(path, 'rb') as file:
+        return cv2.imdecode(np.frombuffer(file.read(), np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def write_png(path: str, array) -> None:
+    with open(path, 'wb') as file:
+        file.write(cv2.imencode('.png', array)[1].tobytes())
+
+
+def test_file_names_that_are_not_utf8_are_read_and_named(data_copy):
+    image, label_path = first_pair(data_copy)
+    rename_with_byte_ff(image, '_leftImg8bit.png')
+    label_path = rename_with_byte_ff(label_path, '_gtFine_labelTrainIds.png')
+    check_dataset_files(data_config(data_copy), mode='full')
+    label = read_png(label_path)
+    label[:4, :4] = 40
+    write_png(label_path, label)
+    with pytest.raises(DatasetCheckError) as raised:
+        check_dataset_files(data_config(data_copy))
+    shown = osp.basename(label_path).replace('\udcff', '\\xff')  # the byte, printable whatever the terminal
+    assert f'{shown}: label values [40]' in str(raised.value)
+    assert '\udcff' not in str(raised.value)  # the message prints and logs whatever the terminal's encoding
+
+
+def palette_label(label: np.ndarray) -> Image.Image:
+    """``label`` as a palette PNG whose indices are the values, with the Cityscapes colours (as Pascal VOC's
+    SegmentationClass stores its labels)."""
+    image = Image.fromarray(label, mode='P')
+    image.putpalette([channel for colour in CITYSCAPES_PALETTE for channel in colour])
+    return image
+
+
+def test_palette_label_maps_are_decoded_as_the_pipeline_decodes_them(data_copy):
+    """MMSeg's LoadAnnotations decodes with pillow by default, which gives a palette PNG's indices; with
+    ``imdecode_backend='cv2'`` it gets the palette's colours, which the check refuses as training would misread
+    them."""
+    _, label_path = first_pair(data_copy, 'val')
+    palette_label(read_png(label_path)).save(label_path)
+    with Image.open(label_path) as saved:
+        assert saved.mode == 'P'
+    cfg = data_config(data_copy)
+    check_dataset_files(cfg)
+    for transform in cfg.val_dataloader.dataset.pipeline:
+        if transform['type'] == 'LoadAnnotations':
+            transform['imdecode_backend'] = 'cv2'
+    with pytest.raises(DatasetCheckError, match=rf'{osp.basename(label_path)}: label map has 3 channels'):
+        check_dataset_files(cfg, splits=('val_dataloader', ))
+
+
+def test_palette_index_that_is_no_class_is_named(data_copy):
+    _, label_path = first_pair(data_copy, 'val')
+    label = read_png(label_path)
+    label[:4, :4] = 53
+    palette_label(label).save(label_path)
+    with pytest.raises(DatasetCheckError, match=rf'{osp.basename(label_path)}: label values \[53\]') as raised:
+        check_dataset_files(data_config(data_copy))
+    assert 'channels' not in str(raised.value)
+
+
+def test_colour_label_map_is_refused_naming_its_channels(data_copy):
+    _, label_path = first_pair(data_copy, 'val')
+    colours = np.array(list(CITYSCAPES_PALETTE) + [(0, 0, 0)] * (256 - len(CITYSCAPES_PALETTE)), np.uint8)
+    Image.fromarray(colours[read_png(label_path)], mode='RGB').save(label_path)
+    with pytest.raises(DatasetCheckError, match=rf'{osp.basename(label_path)}: label map has 3 channels; expected a '
+                                                r'single-channel map of class indices \(a grey-scale or palette PNG\)'):
+        check_dataset_files(data_config(data_copy))

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -13,8 +14,16 @@ from mmseg.registry import DATASETS
 from mmseg.utils import register_all_modules
 
 from gdkd_seg.datasets import CITYSCAPES_CLASSES, draw_scene, make_toy_cityscapes, scene_generator
-from gdkd_seg.datasets.toy_cityscapes import GENERATOR_VERSION, STAMP_FILE, generator_version
-from tests.support import REPO_ROOT, assert_user_error, tool_path
+from gdkd_seg.datasets.toy_cityscapes import (
+    GENERATOR_VERSION,
+    STAMP_FILE,
+    DatasetExistsError,
+    StampError,
+    generator_version,
+    read_stamp,
+    writer,
+)
+from tests.support import REPO_ROOT, assert_user_error, run_tool_here, tool_path
 
 TOOL = tool_path('dataset_converters/make_toy_cityscapes.py')
 
@@ -238,6 +247,16 @@ def test_invalid_arguments_are_rejected(tmp_path):
         draw_scene(np.random.default_rng(0), 4, 4)
 
 
+@pytest.fixture
+def run_cli(monkeypatch, capsys) -> Callable[..., subprocess.CompletedProcess]:
+    """``run_cli(out, *extra)``: the generator's command line on a small city, run in this process."""
+    def run(out: str, *extra: str) -> subprocess.CompletedProcess:
+        return run_tool_here('dataset_converters/make_toy_cityscapes.py', '--out', out, '--num-train', '2',
+                             '--num-val', '1', '--size', '32', '64', '--quiet', *extra, monkeypatch=monkeypatch,
+                             capsys=capsys)
+    return run
+
+
 def test_command_line_writes_the_dataset(tmp_path):
     out = tmp_path / 'cli_toy'
     preview = tmp_path / 'preview.png'
@@ -257,34 +276,181 @@ def test_command_line_writes_the_dataset(tmp_path):
     assert _file_bytes(str(out)) == _file_bytes(str(tmp_path / 'api_toy'))
 
 
-def test_command_line_refuses_a_folder_with_images_unless_overwrite(tmp_path):
+def test_command_line_refuses_a_folder_with_images_unless_overwrite(tmp_path, run_cli):
     """The dataset reads every image under a split: old files left beside new ones would silently join it."""
     out = str(tmp_path / 'toy')
     make_toy_cityscapes(out, num_train=3, num_val=2, size=(32, 64), seed=0, progress=False)
     before = _file_bytes(out)
-
-    def run(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, TOOL, '--out', out, '--num-train', '2', '--num-val', '1', '--size', '32',
-                               '64', '--quiet', *extra], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
-
-    assert_user_error(run(), 'already holds a dataset', 'leftImg8bit/train (3 files)', '--overwrite')
+    assert_user_error(run_cli(out), 'already holds a dataset', 'leftImg8bit/train (3 files)', '--overwrite')
     assert _file_bytes(out) == before  # nothing written, nothing removed
-    replaced = run('--overwrite')
+    replaced = run_cli(out, '--overwrite')
     assert replaced.returncode == 0, replaced.stderr
     assert 'replaced the existing train and val splits (10 files removed)' in replaced.stdout
     for kind in ('leftImg8bit', 'gtFine'):
         assert len(_pngs(out, kind, 'train')) == 2 and len(_pngs(out, kind, 'val')) == 1
 
 
-def test_stamp_records_the_generator_version_last(tmp_path):
-    """The demo refuses a toy city of another generator version; the stamp says which one made it."""
+def test_stamp_records_the_generator_version_and_every_file_written(tmp_path):
+    """The demo refuses a toy city of another generator version; the stamp says which one made it, and which files
+    are the generator's (the only ones --overwrite deletes)."""
     out = str(tmp_path / 'toy')
     assert generator_version(out) is None
     make_toy_cityscapes(out, num_train=2, num_val=1, size=(32, 64), seed=3, progress=False)
     assert generator_version(out) == GENERATOR_VERSION
+    written = sorted(os.path.relpath(path, out) for path in glob.glob(os.path.join(out, '*', '*', '*', '*.png')))
     with open(os.path.join(out, STAMP_FILE)) as file:
-        assert json.load(file) == dict(generator_version=GENERATOR_VERSION, size=[32, 64], seed=3,
-                                       num_images=dict(train=2, val=1))
-    os.remove(os.path.join(out, STAMP_FILE))  # as an interrupted or pre-version-2 generation leaves it
+        stamp = json.load(file)
+    assert sorted(stamp.pop('files')) == written and len(written) == 6
+    assert stamp == dict(generator_version=GENERATOR_VERSION, size=[32, 64], seed=3, num_images=dict(train=2, val=1),
+                         complete=True)
+    os.remove(os.path.join(out, STAMP_FILE))  # as a generator that wrote no stamp leaves it
     assert generator_version(out) is None
 
+
+def test_interrupted_generation_is_incomplete_and_overwrite_removes_what_it_wrote(tmp_path, monkeypatch):
+    out = str(tmp_path / 'toy')
+    drawn = []
+
+    def draw_twice(*args):
+        if len(drawn) == 2:
+            raise KeyboardInterrupt
+        drawn.append(args)
+        return draw_scene(*args)
+
+    monkeypatch.setattr(writer, 'draw_scene', draw_twice)
+    with pytest.raises(KeyboardInterrupt):
+        make_toy_cityscapes(out, num_train=3, num_val=2, size=(32, 64), progress=False)
+    assert generator_version(out) is None  # the demo refuses a half-written city
+    assert read_stamp(out)['complete'] is False and len(read_stamp(out)['files']) == 10
+    monkeypatch.undo()
+    summary = make_toy_cityscapes(out, num_train=1, num_val=1, size=(32, 64), progress=False, overwrite=True)
+    assert summary['removed_files'] == 4
+    assert len(_file_bytes(out)) == 4 and generator_version(out) == GENERATOR_VERSION
+
+
+def _all_files(root: str) -> dict:
+    """Every file under ``root`` (relative path -> bytes)."""
+    found = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(folder, name), 'rb') as file:
+                found[os.path.relpath(os.path.join(folder, name), root)] = file.read()
+    return found
+
+
+def test_overwrite_removes_only_the_files_the_generator_wrote(tmp_path, run_cli):
+    out = str(tmp_path / 'toy')
+    make_toy_cityscapes(out, num_train=3, num_val=2, size=(32, 64), seed=0, progress=False,
+                        cities=dict(train=('toyville', 'gridtown', 'oldtown'), val=('testburg', )))
+    user_files = {os.path.join(tmp_path, 'beside.txt'): b'beside', os.path.join(out, 'notes.txt'): b'inside',
+                  os.path.join(out, 'leftImg8bit', 'README.md'): b'about', os.path.join(out, 'gtFine', 'test',
+                                                                                       'mine.png'): b'test split'}
+    for path, content in user_files.items():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'wb') as file:
+            file.write(content)
+    replaced = run_cli(out, '--overwrite')
+    assert replaced.returncode == 0, replaced.stderr
+    assert 'replaced the existing train and val splits (10 files removed)' in replaced.stdout
+    for path, content in user_files.items():
+        with open(path, 'rb') as file:
+            assert file.read() == content
+    assert not os.path.exists(os.path.join(out, 'leftImg8bit', 'train', 'oldtown'))  # emptied, so removed
+    assert len(_pngs(out, 'leftImg8bit', 'train')) == 2 and len(_pngs(out, 'gtFine', 'val')) == 1
+
+    # a file of the user's inside a split would be read as part of the dataset: refused, nothing removed
+    stray = os.path.join(out, 'leftImg8bit', 'train', 'toyville', 'my_photo_leftImg8bit.png')
+    with open(stray, 'wb') as file:
+        file.write(b'my photo')
+    before = _all_files(str(tmp_path))
+    message = assert_user_error(run_cli(out, '--overwrite'), out, 'not listed in its toy_city.json',
+                                'leftImg8bit/train/toyville/my_photo_leftImg8bit.png', 'move them out')
+    assert 'Traceback' not in message
+    assert _all_files(str(tmp_path)) == before
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_toy_city(tmp_path, run_cli):
+    out = str(tmp_path / 'cityscapes')
+    for path in ('leftImg8bit/train/aachen/aachen_000000_000019_leftImg8bit.png',
+                 'gtFine/train/aachen/aachen_000000_000019_gtFine_labelTrainIds.png', 'README'):
+        os.makedirs(os.path.dirname(os.path.join(out, path)), exist_ok=True)
+        with open(os.path.join(out, path), 'wb') as file:
+            file.write(path.encode())
+    before = _all_files(out)
+    assert_user_error(run_cli(out, '--overwrite'), out, '2 file(s)', 'it has no toy_city.json: it is not a toy city',
+                      'aachen_000000_000019_leftImg8bit.png', 'choose another output folder')
+    assert _all_files(out) == before
+    with pytest.raises(DatasetExistsError, match='it is not a toy city'):  # the same refusal without --overwrite
+        make_toy_cityscapes(out, num_train=1, num_val=1, size=(32, 64), progress=False)
+    assert _all_files(out) == before
+
+
+def test_generator_writes_into_a_folder_whose_name_is_not_utf8(tmp_path, run_cli):
+    """Linux file names are bytes; one that is not UTF-8 reaches Python as a lone surrogate."""
+    out = os.path.join(str(tmp_path), os.fsdecode(b'toy_\xff'))
+    preview = os.path.join(out, os.fsdecode(b'preview_\xff.png'))
+    result = run_cli(out, '--preview', preview)
+    assert result.returncode == 0, result.stderr
+    assert f"to {os.path.join(str(tmp_path), 'toy_')}\\xff in" in result.stdout
+    assert len(_pngs(out, 'leftImg8bit', 'train')) == 2 and os.path.isfile(preview)
+    assert generator_version(out) == GENERATOR_VERSION
+
+
+def _stamp_text(out: str) -> str:
+    with open(os.path.join(out, STAMP_FILE)) as file:
+        return file.read()
+
+
+def _edit_stamp(**changes):
+    """A damage that changes keys of the stamp (None: removes the key)."""
+    def damage(text: str) -> str:
+        stamp = json.loads(text)
+        stamp.update(changes)
+        return json.dumps({key: value for key, value in stamp.items() if value is not None})
+    return damage
+
+
+STAMP_DAMAGE = {
+    'truncated': (lambda text: text[:len(text) // 2], 'not valid JSON'),
+    'empty': (lambda text: '', 'not valid JSON'),
+    'not JSON': (lambda text: 'generator_version: 2\n', 'not valid JSON'),
+    'not an object': (lambda text: '[2]', 'holds a JSON list, not an object'),
+    'version as a string': (_edit_stamp(generator_version='2'), "'generator_version' is \"2\", expected an integer"),
+    'files not a list': (_edit_stamp(files='all'), "'files' is \"all\", expected a list"),
+    'file outside the dataset': (_edit_stamp(files=['../../home/notes.txt']), "'files' is"),
+    'missing keys': (_edit_stamp(files=None, complete=None), 'the key(s) files, complete are missing'),
+}
+
+
+@pytest.mark.parametrize('damage', STAMP_DAMAGE)
+def test_damaged_stamp_is_named_with_the_command_that_regenerates_the_city(tmp_path, damage):
+    out = str(tmp_path / 'toy')
+    make_toy_cityscapes(out, num_train=1, num_val=1, size=(32, 64), progress=False)
+    damaged, problem = STAMP_DAMAGE[damage]
+    text = _stamp_text(out)
+    with open(os.path.join(out, STAMP_FILE), 'w') as file:
+        file.write(damaged(text))
+    before = _all_files(out)
+    for read in (generator_version, read_stamp,
+                 lambda root: make_toy_cityscapes(root, num_train=1, num_val=1, size=(32, 64), progress=False,
+                                                  overwrite=True)):
+        with pytest.raises(StampError) as raised:
+            read(out)
+        message = str(raised.value)
+        assert message.startswith(f'{os.path.join(out, STAMP_FILE)} is damaged or out of date: ')
+        assert problem in message
+        assert f'python tools/dataset_converters/make_toy_cityscapes.py --out {out}' in message
+    assert _all_files(out) == before  # --overwrite cannot tell the generator's files: it removes nothing
+
+
+def test_tools_refuse_a_damaged_stamp_as_a_user_error(tmp_path, run_cli, monkeypatch, capsys):
+    out = str(tmp_path / 'toy')
+    make_toy_cityscapes(out, num_train=1, num_val=1, size=(32, 64), progress=False)
+    with open(os.path.join(out, STAMP_FILE), 'w') as file:
+        file.write('{"generator_version": 2, "si')
+    assert_user_error(run_cli(out, '--overwrite'), f'{out}/{STAMP_FILE} is damaged', 'not valid JSON',
+                      f'make_toy_cityscapes.py --out {out}')
+    demo = run_tool_here('reproduce/demo.py', '--work-dir', str(tmp_path / 'demo'), '--data-root', out,
+                         monkeypatch=monkeypatch, capsys=capsys)
+    assert_user_error(demo, f'{out}/{STAMP_FILE} is damaged', f'make_toy_cityscapes.py --out {out}')
+    assert not os.path.exists(tmp_path / 'demo')

@@ -7,7 +7,7 @@ import pytest
 
 from gdkd_seg.engine.cli import USER_ERROR_STATUS, run_tool
 from gdkd_seg.utils.errors import ConfigError
-from tests.support import REPO_ROOT, assert_user_error, cfg_options, config_path, tiny_data_options
+from tests.support import REPO_ROOT, assert_user_error, cfg_options, config_path, run_tool_here, tiny_data_options
 from tests.support import run_tool as run_tool_script
 
 REFERENCE = config_path('gdkd', 'deeplabv3_r101_to_r18_cityscapes.py')
@@ -36,9 +36,9 @@ def test_an_unexpected_error_keeps_its_traceback_and_a_status_is_passed_on(monke
     assert exit_.value.code == 1
 
 
-def test_train_without_the_dataset_says_where_to_put_it():
+def test_train_without_the_dataset_says_where_to_put_it(monkeypatch, capsys):
     """Cityscapes is not on this machine: the reference config is refused before anything is built."""
-    result = run_tool_script('train.py', REFERENCE, check=False)
+    result = run_tool_here('train.py', REFERENCE, monkeypatch=monkeypatch, capsys=capsys)
     message = assert_user_error(result, "train_dataloader: data_root 'data/cityscapes/' does not exist",
                                 'data/README.md', '--cfg-options train_dataloader.dataset.data_root=PATH')
     assert '\n' not in message
@@ -50,10 +50,10 @@ def test_train_without_the_dataset_says_where_to_put_it():
     ('max_iters=5', ['--cfg-options max_iters: nothing in the run reads']),
     ('model.distill_losses.loss_gdkd.k=2.5', ['k must be an integer']),
 ])
-def test_bad_options_are_user_errors(option, fragments, toy_data_root, tmp_path):
-    result = run_tool_script('train.py', config_path('demo', 'gdkd_toy.py'), '--work-dir', str(tmp_path),
-                             '--data-check', 'none', *cfg_options(tiny_data_options(toy_data_root)), option,
-                             check=False)
+def test_bad_options_are_user_errors(option, fragments, toy_data_root, tmp_path, monkeypatch, capsys):
+    result = run_tool_here('train.py', config_path('demo', 'gdkd_toy.py'), '--work-dir', str(tmp_path),
+                           '--data-check', 'none', *cfg_options(tiny_data_options(toy_data_root)), option,
+                           monkeypatch=monkeypatch, capsys=capsys)
     assert_user_error(result, *fragments)
 
 

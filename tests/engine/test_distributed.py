@@ -5,7 +5,6 @@ import importlib.util
 import os
 import os.path as osp
 import re
-import socket
 import subprocess
 import sys
 
@@ -13,16 +12,18 @@ import pytest
 import torch
 
 from gdkd_seg.checkpoint.loading import load_checkpoint_file
-from tests.support import REPO_ROOT, cfg_options, config_path, fast_distill_options, run_tool, tiny_data_options
+from tests.support import (
+    REPO_ROOT,
+    cfg_options,
+    config_path,
+    fast_distill_options,
+    free_port,
+    run_tool,
+    tiny_data_options,
+)
 
 TOY_CONFIG = config_path('demo', 'gdkd_toy.py')
 CPU_CONVERSION = "distributed run without CUDA (torch's SyncBatchNorm trains on GPUs only): converted"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
 
 
 def torchrun(script: str, *args: str, nproc: int = 2) -> subprocess.CompletedProcess:

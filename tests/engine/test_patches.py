@@ -87,9 +87,12 @@ def test_patches_are_the_documented_ones_and_idempotent():
     installed = {(owner, name): getattr(owner, name) for owner, name in patches._ORIGINALS}
     assert {(getattr(owner, '__name__', type(owner).__name__), name) for owner, name in installed} == {
         ('mmengine.runner.checkpoint', 'torch'), ('mmengine.runner.checkpoint', 'load_url'),
-        ('Runner', 'resume'), ('Runner', 'load_checkpoint'), ('mmengine.runner.checkpoint', 'save_checkpoint'),
+        ('CheckpointLoader', '_get_checkpoint_loader'), ('Runner', 'resume'), ('Runner', 'load_checkpoint'),
+        ('mmengine.runner.checkpoint', 'save_checkpoint'),
         ('mmengine.runner.runner', 'save_checkpoint'), ('mmengine.runner', 'save_checkpoint'),
-        ('CheckpointHook', '_save_checkpoint_with_step')}
+        ('CheckpointHook', '_save_checkpoint_with_step'), ('YamlHandler', 'load_from_fileobj'),
+        *(('mmengine.runner' + module, 'find_latest_checkpoint')
+          for module in ('.checkpoint', '.runner', '._flexible_runner', ''))}
     patches.apply()
     assert {key: getattr(*key) for key in installed} == installed
     assert Runner.resume.__wrapped__ is patches._ORIGINALS[(Runner, 'resume')]

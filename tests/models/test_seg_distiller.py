@@ -316,7 +316,9 @@ def test_cascade_decode_heads_distil_their_last_stage(toy_data_root, toy_teacher
     ('two', 'one', 0.4, 19, 'the student has 2 and the teacher 1'),
     ('one', 'two', 0.4, 19, 'the student has 1 and the teacher 2'),
     ('one', 'one', 0.4, 7, "student auxiliary head 0 predicts 19 classes but the teacher's predicts 7"),
-    ('one', 'one', -0.4, 19, r'aux_distill_weight=-0.4 must be a number >= 0'),
+    ('one', 'one', -0.4, 19, r'aux_distill_weight=-0.4 must be a finite number >= 0'),
+    ('one', 'one', float('nan'), 19, r'aux_distill_weight=nan must be a finite number >= 0'),
+    ('one', 'one', float('inf'), 19, r'aux_distill_weight=inf must be a finite number >= 0'),
 ])
 def test_auxiliary_heads_that_cannot_pair_are_refused(toy_data_root, toy_teacher_ckpt, tmp_path, student_aux,
                                                       teacher_aux, weight, aux_classes, message):

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import os.path as osp
+import re
 import shlex
 
 import cv2
@@ -31,9 +32,9 @@ from gdkd_seg.reproduce import (
     write_report,
 )
 from gdkd_seg.reproduce.report import paired_difference
-from gdkd_seg.reproduce.runs import check_settings, read_test_metrics, run_options
+from gdkd_seg.reproduce.runs import check_settings, parse_cfg_options, read_test_metrics, run_options
 from gdkd_seg.reproduce.table import option_value
-from tests.support import REPO_ROOT, config_path, run_tool
+from tests.support import REPO_ROOT, assert_user_error, config_path, run_tool_here
 
 DEMO = config_path('demo')
 SHIPPED_TABLES = sorted(glob.glob(config_path('reproduce', '*.yaml')) + glob.glob(config_path('demo', '*.yaml')))
@@ -326,6 +327,72 @@ rows:
             run_options(runs_of(teacher_table, str(tmp_path))[min(row, 1)], options, None)
 
 
+# (key, value): settings the harness sets for each run, a dict holding one, a value inside one, and output folders
+# named anywhere (a list index stands for any item)
+HARNESS_OWNED = [
+    ('work_dir', 'elsewhere'), ('resume', True), ('load_from', 'other.pth'), ('launcher', 'pytorch'),
+    ('randomness.seed', 3), ('randomness', None), ('default_hooks.checkpoint.out_dir', '/elsewhere'),
+    ('default_hooks.checkpoint', None), ('default_hooks', None), ('default_hooks.checkpoint.filename_tmpl', 'x.pth'),
+    ('default_hooks.logger.out_dir', '/elsewhere'), ('visualizer.save_dir', '/elsewhere'),
+    ('visualizer.vis_backends.0.save_dir', '/elsewhere'), ('test_evaluator.output_dir', '/elsewhere'),
+    ('test_evaluator.0.output_dir', '/elsewhere'), ('test_evaluator.keep_results', True),
+    ('val_evaluator.output_dir', '/elsewhere'), ('custom_hooks.0.out_dir', '/elsewhere'),
+    ('default_hooks.checkpoint.out_dir.sub', 'x'),
+]
+# keys beside the owned ones, which a table sets freely
+HARNESS_NEIGHBOURS = {'default_hooks.checkpoint.interval': 5, 'default_hooks.checkpoint.max_keep_ckpts': 2,
+                      'default_hooks.logger.interval': 1, 'randomness.deterministic': False, 'val_evaluator': None,
+                      'test_evaluator.iou_metrics': ['mIoU'], 'train_dataloader.dataset.data_root': 'data/toy',
+                      'model.teacher_ckpt': 'teacher.pth'}
+
+
+def harness_table(tmp_path, table_options: dict, row_options: dict, teacher_from: bool = False) -> str:
+    """A table of a teacher row ``t`` and a row ``r`` (learning from ``t`` when ``teacher_from``) with the given
+    table-wide and row options."""
+    row = {'name': 'r', 'config': 'kd_toy.py', 'student': 'S', 'method': 'm', 'cfg_options': row_options}
+    if teacher_from:
+        row['teacher_from'] = 't'
+    return write_table(tmp_path, yaml.safe_dump({'seeds': [0], 'cfg_options': table_options, 'rows': [
+        {'name': 't', 'config': 'teacher_toy.py', 'student': 'T', 'method': 'teacher'}, row]}, sort_keys=False))
+
+
+@pytest.mark.parametrize('level', ['table', 'row'])
+@pytest.mark.parametrize('key, value', HARNESS_OWNED, ids=[key for key, _ in HARNESS_OWNED])
+def test_cfg_options_the_harness_owns_are_refused_on_loading(key, value, level, tmp_path):
+    table = load_table(harness_table(tmp_path, HARNESS_NEIGHBOURS, HARNESS_NEIGHBOURS))
+    assert table.row('r').cfg_options == {name: option_value(item, name) for name, item in HARNESS_NEIGHBOURS.items()}
+    options = dict(HARNESS_NEIGHBOURS, **{key: value})
+    path = harness_table(tmp_path, options if level == 'table' else {}, options if level == 'row' else {})
+    where = f'{path}: cfg_options: ' if level == 'table' else f"{path}: row 'r' cfg_options: "
+    with pytest.raises(TableError, match='set by the harness') as error:
+        load_table(path)
+    assert str(error.value).startswith(where + key + ' ')
+
+
+@pytest.mark.parametrize('key', ['model.teacher_ckpt', 'model'])
+def test_the_teacher_of_a_teacher_from_row_is_refused_on_loading(key, tmp_path):
+    # a row without teacher_from names its own teacher
+    load_table(harness_table(tmp_path, {key: 'teacher.pth'}, {key: 'teacher.pth'}))
+    path = harness_table(tmp_path, {}, {key: 'teacher.pth'}, teacher_from=True)
+    with pytest.raises(TableError, match=rf"^{re.escape(path)}: row 'r' cfg_options: {key} .*set by the harness"):
+        load_table(path)
+    path = harness_table(tmp_path, {key: 'teacher.pth'}, {}, teacher_from=True)
+    with pytest.raises(TableError, match=rf"^{re.escape(path)}: row 'r': the table's cfg_options: {key} .*set by "
+                                         'the harness'):
+        load_table(path)
+
+
+def test_command_line_options_the_harness_owns_are_refused_before_any_run(tmp_path, monkeypatch, capsys):
+    table = harness_table(tmp_path, {}, {})
+    for option in ('default_hooks.checkpoint=None', 'visualizer.vis_backends.0.save_dir=/elsewhere'):
+        with pytest.raises(TableError, match=rf"row 't' cfg_options: {option.split('=')[0]} .*set by the harness"):
+            dry_run(load_table(table), str(tmp_path / 'out'), Launcher(), parse_cfg_options([option]))
+    result = run_tool_here('reproduce/run_table.py', table, '--out', str(tmp_path / 'out'), '--cfg-options',
+                           'default_hooks.checkpoint.out_dir=/elsewhere', monkeypatch=monkeypatch, capsys=capsys)
+    assert_user_error(result, "row 't' cfg_options: default_hooks.checkpoint.out_dir is set by the harness")
+    assert not (tmp_path / 'out').exists()
+
+
 def test_test_metrics_are_read_from_the_newest_evaluation(tmp_path):
     for stamp, miou in (('20260101_000000', 1.0), ('20260102_000000', 2.0)):
         (tmp_path / stamp).mkdir()
@@ -397,14 +464,14 @@ def test_launcher_and_jobs_are_checked(tmp_path):
         execute(table, str(tmp_path / 'out'), Launcher('pytorch', gpus=2), jobs=2)
 
 
-def test_a_failing_run_is_reported_and_the_summary_still_written(tmp_path):
+def test_a_failing_run_is_reported_and_the_summary_still_written(tmp_path, monkeypatch, capsys):
     table = write_table(tmp_path, """
 seeds: [0]
 rows:
   - {name: broken, config: plain_toy.py, student: S, method: none, baseline: true, cfg_options: {no_such_key: 1}}
 """)
     out = tmp_path / 'out'
-    result = run_tool('reproduce/run_table.py', table, '--out', str(out), check=False)
+    result = run_tool_here('reproduce/run_table.py', table, '--out', str(out), monkeypatch=monkeypatch, capsys=capsys)
     assert result.returncode == 1
     # the unknown key is the user's mistake, which tools/train.py refuses with status 2
     assert 'broken/seed0: training failed (exit status 2)' in result.stderr
@@ -413,6 +480,7 @@ rows:
     assert not (out / 'broken' / 'seed0' / 'trained.json').exists()
     assert '0 of 1 runs finished' in (out / 'table.md').read_text() and (out / 'table.csv').exists()
     # a dry run of the same table prints the command that failed, now to be retried
-    dry = run_tool('reproduce/run_table.py', table, '--out', str(out), '--dry-run')
+    dry = run_tool_here('reproduce/run_table.py', table, '--out', str(out), '--dry-run', monkeypatch=monkeypatch,
+                        capsys=capsys)
     assert f'{osp.join(REPO_ROOT, "tools", "train.py")} {osp.join(DEMO, "plain_toy.py")} --work-dir ' \
            f'{out / "broken" / "seed0"} --cfg-options no_such_key=1 randomness.seed=0' in dry.stdout

@@ -1,7 +1,9 @@
 """The command-line tools end to end, in subprocesses as a user runs them, on the toy city."""
 import glob
 import hashlib
+import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
@@ -15,15 +17,31 @@ from gdkd_seg.utils.files import host_tag
 from tests.support import cfg_options, config_path, run_tool, tiny_data_options
 
 
+def not_utf8(name: str) -> str:
+    """``name`` with a byte that is not UTF-8 (0xff), as Python holds such a file name: a surrogate escape."""
+    return name + os.fsdecode(b'\xff')
+
+
 @pytest.fixture(scope='module')
 def trained_teacher(toy_data_root, tmp_path_factory):
-    """tools/train.py on the demo teacher config (MMSeg's SyncBN DeepLabV3) for 1 iteration, then --resume to 2."""
-    work_dir = str(tmp_path_factory.mktemp('teacher_run'))
-    options = dict(tiny_data_options(toy_data_root), **{
+    """tools/train.py on the demo teacher config (MMSeg's SyncBN DeepLabV3) for 1 iteration, then --resume to 2.
+
+    Every path holds a byte that is not UTF-8: the dataset's folder, an image and its label map of each split (read
+    by the data check, with ``--data-check full``, and by the pipeline), the work dir (log files,
+    ``last_checkpoint``, checkpoints)."""
+    folder = tmp_path_factory.mktemp('teacher_run')
+    data_root = shutil.copytree(toy_data_root, str(folder / not_utf8('city_')))
+    for split in ('train', 'val'):
+        image = sorted(glob.glob(osp.join(glob.escape(data_root), 'leftImg8bit', split, '*', '*.png')))[0]
+        label = image.replace('leftImg8bit', 'gtFine', 1).replace('_leftImg8bit.png', '_gtFine_labelTrainIds.png')
+        os.rename(image, image.replace('_leftImg8bit.png', not_utf8('') + '_leftImg8bit.png'))
+        os.rename(label, label.replace('_gtFine_labelTrainIds.png', not_utf8('') + '_gtFine_labelTrainIds.png'))
+    work_dir = str(folder / not_utf8('run_'))
+    options = dict(tiny_data_options(data_root), **{
         'train_cfg.max_iters': 1, 'train_cfg.val_interval': 100, 'default_hooks.checkpoint.interval': 1,
         'default_hooks.logger.interval': 1})
-    first = run_tool('train.py', config_path('demo', 'teacher_toy.py'), '--work-dir', work_dir,
-                     *cfg_options(options))
+    first = run_tool('train.py', config_path('demo', 'teacher_toy.py'), '--work-dir', work_dir, '--data-check',
+                     'full', *cfg_options(options))
     options['train_cfg.max_iters'] = 2
     resumed = run_tool('train.py', config_path('demo', 'teacher_toy.py'), '--work-dir', work_dir, '--resume',
                        *cfg_options(options))
@@ -44,15 +62,23 @@ def test_resume_continues_from_the_checkpoint(trained_teacher):
     assert 'Weights only load failed' not in resumed_log
 
 
+def test_paths_that_are_not_utf8_are_read_and_logged(trained_teacher):
+    work_dir, log, resumed_log = trained_teacher
+    assert 'train_dataloader: checked 6 image/label pairs' in log
+    assert 'Logging error' not in log + resumed_log
+    log_files = glob.glob(osp.join(glob.escape(work_dir), '*', '*.log'))
+    assert len(log_files) == 2 and all('run_\\udcff' in open(path).read() for path in log_files)
+
+
 def test_distill_then_test_without_the_teacher(toy_data_root, trained_teacher, tmp_path):
-    teacher_dir, _, _ = trained_teacher
+    teacher_dir, _, _ = trained_teacher  # a work dir whose name is not UTF-8: so is the teacher_ckpt path
     options = dict(tiny_data_options(toy_data_root), **{
         'train_cfg.max_iters': 1, 'default_hooks.checkpoint.interval': 1,
         # the teacher checkpoint is an MMEngine training checkpoint (message hub and all)
         'model.teacher_ckpt': osp.join(teacher_dir, 'iter_2.pth')})
-    run_tool('train.py', config_path('demo', 'gdkd_toy.py'), '--work-dir', str(tmp_path / 'student'),
-             *cfg_options(options))
-    checkpoint = str(tmp_path / 'student' / 'iter_1.pth')
+    student_dir = str(tmp_path / not_utf8('student_'))
+    run_tool('train.py', config_path('demo', 'gdkd_toy.py'), '--work-dir', student_dir, *cfg_options(options))
+    checkpoint = osp.join(student_dir, 'iter_1.pth')
 
     # a teacher that does not exist proves evaluation never builds it
     test_options = dict(tiny_data_options(toy_data_root), **{'model.teacher_ckpt': '/nonexistent.pth'})

@@ -8,6 +8,7 @@ The result is read unchanged by MMSeg's ``CityscapesDataset`` with ``data_root``
 from gdkd_seg.datasets import toy_cityscapes as toy
 from gdkd_seg.datasets.toy_cityscapes.preview import write_preview
 from gdkd_seg.engine.cli import ArgumentParser, run_tool
+from gdkd_seg.utils.files import printable_path
 
 
 def main() -> None:
@@ -23,15 +24,17 @@ def main() -> None:
     parser.add_argument('--preview', metavar='PNG', help='also write a grid of val images beside their labels')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     parser.add_argument('--overwrite', action='store_true',
-                        help='replace the train and val splits when --out already holds them (without it, a folder '
-                        'that already holds images is refused: the old images would be read beside the new ones)')
+                        help='replace the train and val splits a previous generation wrote into --out, deleting only '
+                        'the files its toy_city.json lists (without it, a folder that already holds images is '
+                        'refused: the old images would be read beside the new ones; a folder whose splits hold files '
+                        'the generator did not write is refused either way)')
     args = parser.parse_args()
     summary = toy.make_toy_cityscapes(args.out, num_train=args.num_train, num_val=args.num_val, size=tuple(args.size),
                                       seed=args.seed, progress=not args.quiet, overwrite=args.overwrite)
     print(toy.describe_summary(summary))
     if args.preview:
         write_preview(args.preview, args.seed, args.size)
-        print(f'preview: {args.preview}')
+        print(f'preview: {printable_path(args.preview)}')
 
 
 if __name__ == '__main__':

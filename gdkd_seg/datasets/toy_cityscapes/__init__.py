@@ -27,27 +27,26 @@ Modules, by concern: ``classes`` (the 19 classes and their palette), ``colours``
 samplers, noise), ``canvas`` (camera projection and drawing primitives), ``layout`` (street and frontage
 planning), ``background`` (sky, skyline, ground), ``frontage`` (buildings, trees, walls, fences),
 ``street_furniture`` (poles, signs, traffic lights), ``vehicles``, ``people``, ``finishing`` (texture, camera
-response, noise), ``scene`` (composing one scene), ``writer`` (the dataset on disk) and ``preview`` (a picture of
-it).
+response, noise), ``scene`` (composing one scene), ``writer`` (the dataset on disk), ``stamp`` (its record of what
+it wrote, ``toy_city.json``) and ``preview`` (a picture of it).
 """
 from .classes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, IGNORE_INDEX
 from .scene import draw_scene
+from .stamp import STAMP_FILE, StampError, generator_version, read_stamp, regenerate_command
 from .writer import (
                      DEFAULT_CITIES,
                      DEFAULT_NUM_TRAIN,
                      DEFAULT_NUM_VAL,
                      DEFAULT_SIZE,
                      GENERATOR_VERSION,
-                     STAMP_FILE,
                      DatasetExistsError,
                      describe_summary,
-                     generator_version,
                      make_toy_cityscapes,
                      scene_generator,
 )
 
 __all__ = [
     'CITYSCAPES_CLASSES', 'CITYSCAPES_PALETTE', 'IGNORE_INDEX', 'DatasetExistsError', 'describe_summary', 'draw_scene',
-    'make_toy_cityscapes', 'scene_generator', 'generator_version', 'DEFAULT_CITIES', 'DEFAULT_NUM_TRAIN',
-    'DEFAULT_NUM_VAL', 'DEFAULT_SIZE', 'GENERATOR_VERSION', 'STAMP_FILE'
+    'make_toy_cityscapes', 'scene_generator', 'generator_version', 'read_stamp', 'regenerate_command', 'StampError',
+    'DEFAULT_CITIES', 'DEFAULT_NUM_TRAIN', 'DEFAULT_NUM_VAL', 'DEFAULT_SIZE', 'GENERATOR_VERSION', 'STAMP_FILE'
 ]

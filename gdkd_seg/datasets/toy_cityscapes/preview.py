@@ -1,5 +1,4 @@
 """A picture of the toy city: val scenes beside their label maps."""
-import os
 from typing import Sequence
 
 import cv2
@@ -8,7 +7,7 @@ import numpy as np
 from ...utils.pictures import colorize
 from .classes import CITYSCAPES_PALETTE
 from .scene import draw_scene
-from .writer import scene_generator
+from .writer import scene_generator, write_png
 
 
 def write_preview(path: str, seed: int, size: Sequence[int], count: int = 6) -> None:
@@ -26,6 +25,4 @@ def write_preview(path: str, seed: int, size: Sequence[int], count: int = 6) -> 
         image, label = draw_scene(scene_generator(seed, 'val', index), *size)
         rows.append(np.concatenate([cv2.cvtColor(image, cv2.COLOR_RGB2BGR), colorize(label, CITYSCAPES_PALETTE)],
                                    axis=1))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if not cv2.imwrite(path, np.concatenate(rows, axis=0)):
-        raise OSError(f'could not write {path}')
+    write_png(path, np.concatenate(rows, axis=0))
