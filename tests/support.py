@@ -5,6 +5,7 @@ import contextlib
 import functools
 import http.server
 import importlib.util
+import io
 import os
 import os.path as osp
 import signal
@@ -17,6 +18,7 @@ from typing import Iterator
 
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
@@ -104,19 +106,24 @@ def run_tool(script: str, *args: str, check: bool = True, env: dict = None,
     return result
 
 
-def run_tool_here(script: str, *args: str, monkeypatch, capsys) -> subprocess.CompletedProcess:
+def run_tool_here(script: str, *args: str, monkeypatch) -> subprocess.CompletedProcess:
     """:func:`run_tool` in this process (no interpreter start-up, the costly part of a tool's run in a test): the
     tool's ``main`` under :func:`gdkd_seg.engine.cli.run_tool`, as ``python tools/<script>`` runs it, with its exit
-    status, stdout and stderr."""
+    status, stdout and stderr.
+
+    The output goes to buffers of its own, left open: a logger the tool creates keeps writing somewhere valid after
+    the call (pytest's ``capsys`` streams are closed after the test, and a later log line through that logger would
+    fail). The default scope the tool's Runner sets is given back afterwards."""
     monkeypatch.setattr(sys, 'argv', [tool_path(script), *args])
-    capsys.readouterr()  # what came before is not the tool's
-    try:
-        cli.run_tool(load_tool(script).main)
-        status = 0
-    except SystemExit as exit:
-        status = exit.code if isinstance(exit.code, int) else 1
-    captured = capsys.readouterr()
-    return subprocess.CompletedProcess(sys.argv, status, captured.out, captured.err)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with DefaultScope.overwrite_default_scope('mmseg'), contextlib.redirect_stdout(stdout), \
+            contextlib.redirect_stderr(stderr):
+        try:
+            cli.run_tool(load_tool(script).main)
+            status = 0
+        except SystemExit as exit:
+            status = exit.code if isinstance(exit.code, int) else 1
+    return subprocess.CompletedProcess(sys.argv, status, stdout.getvalue(), stderr.getvalue())
 
 
 def load_tool(script: str):

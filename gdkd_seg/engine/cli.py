@@ -29,8 +29,13 @@ def exit_with(error: UserError) -> NoReturn:
 def run_tool(main: Callable[[], Optional[int]]) -> None:
     """Run a tool's ``main``; a :class:`UserError` exits as :func:`exit_with` does, unless ``--debug`` is given.
 
-    ``main``'s return value, when an int, is the exit status.
+    ``main``'s return value, when an int, is the exit status. Output that a terminal's encoding cannot show (a file
+    name that is not UTF-8, which Python holds as surrogate escapes) is printed escaped (``\\xff``) instead of
+    failing the tool where MMEngine prints a path.
     """
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, 'reconfigure'):
+            stream.reconfigure(errors='backslashreplace')
     try:
         status = main()
     except UserError as error:

@@ -34,11 +34,10 @@ def exported(tmp_path):
     return out, {name: (out / name).read_bytes() for name in ('student_config.py', 'student.pth')}
 
 
-def test_an_export_is_not_overwritten_without_overwrite(exported, tmp_path, monkeypatch, capsys):
+def test_an_export_is_not_overwritten_without_overwrite(exported, tmp_path, monkeypatch):
     out, before = exported
     other = distiller_checkpoint(str(tmp_path / 'seed1.pth'), 1)
-    result = run_tool_here('model_converters/export_student.py', TOY_CONFIG, other, str(out), monkeypatch=monkeypatch,
-                           capsys=capsys)
+    result = run_tool_here('model_converters/export_student.py', TOY_CONFIG, other, str(out), monkeypatch=monkeypatch)
     assert_user_error(result, f'{out} already holds an export', str(out / 'student_config.py'),
                       str(out / 'student.pth'), '--overwrite')
     assert {name: (out / name).read_bytes() for name in before} == before and sorted(os.listdir(out)) == sorted(before)
@@ -51,7 +50,7 @@ def test_an_export_is_not_overwritten_without_overwrite(exported, tmp_path, monk
     assert not (out / 'student.pth').exists()
 
     replaced = run_tool_here('model_converters/export_student.py', TOY_CONFIG, other, str(out), '--overwrite',
-                             monkeypatch=monkeypatch, capsys=capsys)
+                             monkeypatch=monkeypatch)
     assert replaced.returncode == 0, replaced.stderr
     assert f'wrote {out / "student.pth"}' in replaced.stdout
     weights = torch.load(str(out / 'student.pth'), weights_only=True)['state_dict']

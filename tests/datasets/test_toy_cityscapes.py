@@ -248,12 +248,11 @@ def test_invalid_arguments_are_rejected(tmp_path):
 
 
 @pytest.fixture
-def run_cli(monkeypatch, capsys) -> Callable[..., subprocess.CompletedProcess]:
+def run_cli(monkeypatch) -> Callable[..., subprocess.CompletedProcess]:
     """``run_cli(out, *extra)``: the generator's command line on a small city, run in this process."""
     def run(out: str, *extra: str) -> subprocess.CompletedProcess:
         return run_tool_here('dataset_converters/make_toy_cityscapes.py', '--out', out, '--num-train', '2',
-                             '--num-val', '1', '--size', '32', '64', '--quiet', *extra, monkeypatch=monkeypatch,
-                             capsys=capsys)
+                             '--num-val', '1', '--size', '32', '64', '--quiet', *extra, monkeypatch=monkeypatch)
     return run
 
 
@@ -443,7 +442,7 @@ def test_damaged_stamp_is_named_with_the_command_that_regenerates_the_city(tmp_p
     assert _all_files(out) == before  # --overwrite cannot tell the generator's files: it removes nothing
 
 
-def test_tools_refuse_a_damaged_stamp_as_a_user_error(tmp_path, run_cli, monkeypatch, capsys):
+def test_tools_refuse_a_damaged_stamp_as_a_user_error(tmp_path, run_cli, monkeypatch):
     out = str(tmp_path / 'toy')
     make_toy_cityscapes(out, num_train=1, num_val=1, size=(32, 64), progress=False)
     with open(os.path.join(out, STAMP_FILE), 'w') as file:
@@ -451,6 +450,6 @@ def test_tools_refuse_a_damaged_stamp_as_a_user_error(tmp_path, run_cli, monkeyp
     assert_user_error(run_cli(out, '--overwrite'), f'{out}/{STAMP_FILE} is damaged', 'not valid JSON',
                       f'make_toy_cityscapes.py --out {out}')
     demo = run_tool_here('reproduce/demo.py', '--work-dir', str(tmp_path / 'demo'), '--data-root', out,
-                         monkeypatch=monkeypatch, capsys=capsys)
+                         monkeypatch=monkeypatch)
     assert_user_error(demo, f'{out}/{STAMP_FILE} is damaged', f'make_toy_cityscapes.py --out {out}')
     assert not os.path.exists(tmp_path / 'demo')

@@ -36,9 +36,9 @@ def test_an_unexpected_error_keeps_its_traceback_and_a_status_is_passed_on(monke
     assert exit_.value.code == 1
 
 
-def test_train_without_the_dataset_says_where_to_put_it(monkeypatch, capsys):
+def test_train_without_the_dataset_says_where_to_put_it(monkeypatch):
     """Cityscapes is not on this machine: the reference config is refused before anything is built."""
-    result = run_tool_here('train.py', REFERENCE, monkeypatch=monkeypatch, capsys=capsys)
+    result = run_tool_here('train.py', REFERENCE, monkeypatch=monkeypatch)
     message = assert_user_error(result, "train_dataloader: data_root 'data/cityscapes/' does not exist",
                                 'data/README.md', '--cfg-options train_dataloader.dataset.data_root=PATH')
     assert '\n' not in message
@@ -50,10 +50,10 @@ def test_train_without_the_dataset_says_where_to_put_it(monkeypatch, capsys):
     ('max_iters=5', ['--cfg-options max_iters: nothing in the run reads']),
     ('model.distill_losses.loss_gdkd.k=2.5', ['k must be an integer']),
 ])
-def test_bad_options_are_user_errors(option, fragments, toy_data_root, tmp_path, monkeypatch, capsys):
+def test_bad_options_are_user_errors(option, fragments, toy_data_root, tmp_path, monkeypatch):
     result = run_tool_here('train.py', config_path('demo', 'gdkd_toy.py'), '--work-dir', str(tmp_path),
                            '--data-check', 'none', *cfg_options(tiny_data_options(toy_data_root)), option,
-                           monkeypatch=monkeypatch, capsys=capsys)
+                           monkeypatch=monkeypatch)
     assert_user_error(result, *fragments)
 
 

@@ -59,13 +59,13 @@ def test_a_yaml_config_mmengine_dumped_reads_back_the_same_through_the_plain_dat
 
 
 @pytest.mark.parametrize('layout', ['yaml config', 'yaml base of a python config'])
-def test_tools_refuse_a_code_running_yaml_config(layout, tmp_path, monkeypatch, capsys):
+def test_tools_refuse_a_code_running_yaml_config(layout, tmp_path, monkeypatch):
     marker = tmp_path / 'code_ran'
     write(tmp_path / 'base.yaml', code_running_yaml(marker))
     config = tmp_path / 'base.yaml' if layout == 'yaml config' else write(tmp_path / 'config.py',
                                                                           "_base_ = ['base.yaml']\n")
     result = run_tool_here('test.py', str(config), str(tmp_path / 'none.pth'), '--work-dir', str(tmp_path / 'run'),
-                           monkeypatch=monkeypatch, capsys=capsys)
+                           monkeypatch=monkeypatch)
     assert_user_error(result, f'{config}: cannot read the config or a YAML _base_ of it',
                       'python/object/apply:os.system', 'YAML configs are read as plain data',
                       'tags such as !!python/object are refused and nothing in them runs',

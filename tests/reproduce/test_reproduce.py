@@ -382,13 +382,13 @@ def test_the_teacher_of_a_teacher_from_row_is_refused_on_loading(key, tmp_path):
         load_table(path)
 
 
-def test_command_line_options_the_harness_owns_are_refused_before_any_run(tmp_path, monkeypatch, capsys):
+def test_command_line_options_the_harness_owns_are_refused_before_any_run(tmp_path, monkeypatch):
     table = harness_table(tmp_path, {}, {})
     for option in ('default_hooks.checkpoint=None', 'visualizer.vis_backends.0.save_dir=/elsewhere'):
         with pytest.raises(TableError, match=rf"row 't' cfg_options: {option.split('=')[0]} .*set by the harness"):
             dry_run(load_table(table), str(tmp_path / 'out'), Launcher(), parse_cfg_options([option]))
     result = run_tool_here('reproduce/run_table.py', table, '--out', str(tmp_path / 'out'), '--cfg-options',
-                           'default_hooks.checkpoint.out_dir=/elsewhere', monkeypatch=monkeypatch, capsys=capsys)
+                           'default_hooks.checkpoint.out_dir=/elsewhere', monkeypatch=monkeypatch)
     assert_user_error(result, "row 't' cfg_options: default_hooks.checkpoint.out_dir is set by the harness")
     assert not (tmp_path / 'out').exists()
 
@@ -464,14 +464,14 @@ def test_launcher_and_jobs_are_checked(tmp_path):
         execute(table, str(tmp_path / 'out'), Launcher('pytorch', gpus=2), jobs=2)
 
 
-def test_a_failing_run_is_reported_and_the_summary_still_written(tmp_path, monkeypatch, capsys):
+def test_a_failing_run_is_reported_and_the_summary_still_written(tmp_path, monkeypatch):
     table = write_table(tmp_path, """
 seeds: [0]
 rows:
   - {name: broken, config: plain_toy.py, student: S, method: none, baseline: true, cfg_options: {no_such_key: 1}}
 """)
     out = tmp_path / 'out'
-    result = run_tool_here('reproduce/run_table.py', table, '--out', str(out), monkeypatch=monkeypatch, capsys=capsys)
+    result = run_tool_here('reproduce/run_table.py', table, '--out', str(out), monkeypatch=monkeypatch)
     assert result.returncode == 1
     # the unknown key is the user's mistake, which tools/train.py refuses with status 2
     assert 'broken/seed0: training failed (exit status 2)' in result.stderr
@@ -480,7 +480,6 @@ rows:
     assert not (out / 'broken' / 'seed0' / 'trained.json').exists()
     assert '0 of 1 runs finished' in (out / 'table.md').read_text() and (out / 'table.csv').exists()
     # a dry run of the same table prints the command that failed, now to be retried
-    dry = run_tool_here('reproduce/run_table.py', table, '--out', str(out), '--dry-run', monkeypatch=monkeypatch,
-                        capsys=capsys)
+    dry = run_tool_here('reproduce/run_table.py', table, '--out', str(out), '--dry-run', monkeypatch=monkeypatch)
     assert f'{osp.join(REPO_ROOT, "tools", "train.py")} {osp.join(DEMO, "plain_toy.py")} --work-dir ' \
            f'{out / "broken" / "seed0"} --cfg-options no_such_key=1 randomness.seed=0' in dry.stdout

@@ -14,7 +14,7 @@ from mmseg.apis import inference_model, init_model
 
 from gdkd_seg.checkpoint.loading import load_checkpoint_file
 from gdkd_seg.utils.files import host_tag
-from tests.support import cfg_options, config_path, run_tool, tiny_data_options
+from tests.support import cfg_options, config_path, run_tool, run_tool_here, tiny_data_options
 
 
 def not_utf8(name: str) -> str:
@@ -28,7 +28,7 @@ def trained_teacher(toy_data_root, tmp_path_factory):
 
     Every path holds a byte that is not UTF-8: the dataset's folder, an image and its label map of each split (read
     by the data check, with ``--data-check full``, and by the pipeline), the work dir (log files,
-    ``last_checkpoint``, checkpoints)."""
+    ``last_checkpoint``, checkpoints); printed to a terminal that cannot show the byte."""
     folder = tmp_path_factory.mktemp('teacher_run')
     data_root = shutil.copytree(toy_data_root, str(folder / not_utf8('city_')))
     for split in ('train', 'val'):
@@ -40,11 +40,12 @@ def trained_teacher(toy_data_root, tmp_path_factory):
     options = dict(tiny_data_options(data_root), **{
         'train_cfg.max_iters': 1, 'train_cfg.val_interval': 100, 'default_hooks.checkpoint.interval': 1,
         'default_hooks.logger.interval': 1})
+    strict_terminal = dict(os.environ, PYTHONIOENCODING='utf-8:strict')  # cannot show such a byte as it is
     first = run_tool('train.py', config_path('demo', 'teacher_toy.py'), '--work-dir', work_dir, '--data-check',
-                     'full', *cfg_options(options))
+                     'full', *cfg_options(options), env=strict_terminal)
     options['train_cfg.max_iters'] = 2
     resumed = run_tool('train.py', config_path('demo', 'teacher_toy.py'), '--work-dir', work_dir, '--resume',
-                       *cfg_options(options))
+                       *cfg_options(options), env=strict_terminal)
     return work_dir, first.stdout + first.stderr, resumed.stdout + resumed.stderr
 
 
@@ -70,7 +71,7 @@ def test_paths_that_are_not_utf8_are_read_and_logged(trained_teacher):
     assert len(log_files) == 2 and all('run_\\udcff' in open(path).read() for path in log_files)
 
 
-def test_distill_then_test_without_the_teacher(toy_data_root, trained_teacher, tmp_path):
+def test_distill_then_test_without_the_teacher(toy_data_root, trained_teacher, tmp_path, monkeypatch):
     teacher_dir, _, _ = trained_teacher  # a work dir whose name is not UTF-8: so is the teacher_ckpt path
     options = dict(tiny_data_options(toy_data_root), **{
         'train_cfg.max_iters': 1, 'default_hooks.checkpoint.interval': 1,
@@ -82,14 +83,16 @@ def test_distill_then_test_without_the_teacher(toy_data_root, trained_teacher, t
 
     # a teacher that does not exist proves evaluation never builds it
     test_options = dict(tiny_data_options(toy_data_root), **{'model.teacher_ckpt': '/nonexistent.pth'})
-    result = run_tool('test.py', config_path('demo', 'gdkd_toy.py'), checkpoint, '--work-dir',
-                      str(tmp_path / 'test'), '--show-dir', str(tmp_path / 'show'),
-                      *cfg_options(dict(test_options, **{'default_hooks.visualization.interval': 1})))
+    result = run_tool_here('test.py', config_path('demo', 'gdkd_toy.py'), checkpoint, '--work-dir',
+                           str(tmp_path / 'test'), '--show-dir', str(tmp_path / 'show'),
+                           *cfg_options(dict(test_options, **{'default_hooks.visualization.interval': 1})),
+                           monkeypatch=monkeypatch)
+    assert result.returncode == 0, result.stderr[-4000:]
     assert 'mIoU' in result.stdout
     assert len(glob.glob(str(tmp_path / 'show' / '**' / '*.png'), recursive=True)) == 2
 
-    tta = run_tool('test.py', config_path('demo', 'gdkd_toy.py'), checkpoint, '--tta', '--work-dir',
-                   str(tmp_path / 'tta'), *cfg_options(test_options))
+    tta = run_tool_here('test.py', config_path('demo', 'gdkd_toy.py'), checkpoint, '--tta', '--work-dir',
+                        str(tmp_path / 'tta'), *cfg_options(test_options), monkeypatch=monkeypatch)
     assert 'mIoU' in tta.stdout
 
 
