@@ -133,9 +133,9 @@ def test_last_checkpoint_that_is_not_a_file_is_named(finished_run, options, tmp_
 def test_load_from_another_model_is_refused_unless_allowed(options, toy_teacher_ckpt, tmp_path, monkeypatch, capsys):
     with pytest.raises(CheckpointMismatchError, match=rf"^checkpoint '{toy_teacher_ckpt}' does not match the model "
                                                       r'of the config; missing keys: student\..*unexpected keys: '
-                                                      r"auxiliary_head.*A distiller's weights are named student\.\* "
-                                                      r'and teacher\.\*.*init_cfg.*Pass --allow-partial to start '
-                                                      r'from the weights that match\.$'):
+                                                      r"auxiliary_head.*A distiller's checkpoint holds its student's "
+                                                      r'weights, named student\.\*:.*init_cfg.*Pass --allow-partial to '
+                                                      r'start from the weights that match\.$'):
         train(monkeypatch, '--work-dir', str(tmp_path / 'refused'), **dict(options, load_from=toy_teacher_ckpt))
     assert not osp.exists(tmp_path / 'refused' / 'iter_1.pth')
     train(monkeypatch, '--work-dir', str(tmp_path / 'allowed'), '--allow-partial',

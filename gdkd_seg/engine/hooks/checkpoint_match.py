@@ -49,9 +49,9 @@ class CheckpointMatchHook(Hook):
             return
         advice = "Is it a checkpoint of this config (not the teacher's, not a student of other widths)?"
         if hasattr(model, 'student') and not any(key.startswith('student.') for key in state_dict):
-            advice += (" A distiller's weights are named student.* and teacher.*: to start the student from a "
-                       "segmentor's checkpoint, set model.student.init_cfg=dict(type='Pretrained', checkpoint=PATH) "
-                       'instead of load_from.')
+            advice += (" A distiller's checkpoint holds its student's weights, named student.*: to start the "
+                       "student from a segmentor's checkpoint, set model.student.init_cfg=dict(type='Pretrained', "
+                       "checkpoint=PATH) instead of load_from.")
         check_state_dict_matches(state_dict, model.state_dict(),
                                  f'checkpoint {path!r} does not match the model of the config',
                                  f'{advice} Pass --allow-partial to {self.partial_action}.', self.allow_partial)
