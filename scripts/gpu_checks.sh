@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The project's GPU checks in one run, for a GPU machine at hand for minutes (docs/performance.md):
 #   1. the losses' Triton kernel compiled and tested on CUDA tensors against the PyTorch implementation;
-#   2. tools/analysis_tools/benchmark_losses.py --device cuda, with a sweep of the kernel's tile size and warp
-#      count;
+#   2. tools/analysis_tools/benchmark_losses.py --device cuda at the distiller's size (B=2, C=19, 64x128), the
+#      label size (2x19x512x1024), ADE20K's (2x150x512x512) and the Cityscapes training size: GPU and host time per
+#      call from CUDA events, launches, GB/s against the measured copy bandwidth, torch.compile(naive); then a sweep
+#      of the kernel's pixels per program and warps;
 #   3. tools/analysis_tools/benchmark_distill_step.py on the reference config at 512x1024, batch 2 and 8, the teacher
 #      in fp32 and in bf16 (and bf16 + channels_last), with the data-loader report;
 #   4. tools/analysis_tools/benchmark_teacher_precision.py: how far the teacher's logits and the GDKD loss move in
@@ -37,8 +39,8 @@ cat "$out/summary.log"
 
 step kernel_tests 240 env TRITON_INTERPRET=0 python -m pytest tests/losses/test_kernels.py -q -x -p no:cacheprovider \
   -k 'triton and not hopper'
-step benchmark_losses 200 python tools/analysis_tools/benchmark_losses.py --device cuda --repeats 20 \
-  --launch-sweep 512x2 1024x4 2048x4 4096x8
+step benchmark_losses 300 python tools/analysis_tools/benchmark_losses.py --device cuda --repeats 20 \
+  --sizes seg19b2,full19,ade150,city --launch-sweep 128x4 256x4 256x8 512x8
 distill() {  # one distillation-step run per argument string, all into one log
   for extra in "$@"; do
     echo "### benchmark_distill_step.py $config --crop 512 1024 --repeats 10 $extra"

@@ -99,7 +99,8 @@ def dist_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
     if per_image_intra and student_logits.dim() != 4:
         raise ValueError(f'per_image_intra=True needs (B, C, H, W) logits (pixels grouped by image), got '
                          f'student_logits of shape {tuple(student_logits.shape)}; (N, C) rows have no images')
-    student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index)
+    student_logits, teacher_logits, labels = check_inputs(student_logits, teacher_logits, gt, ignore_index)
+    valid = None if labels is None else labels.valid
     with torch.autocast(student_logits.device.type, enabled=False):
         compute = torch.promote_types(to_compute_dtype(student_logits).dtype, teacher_logits.dtype)
         probs_student = (student_logits.to(compute) / temperature).softmax(1)

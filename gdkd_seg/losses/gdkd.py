@@ -10,7 +10,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .inputs import check_inputs, to_compute_dtype
+from .inputs import LabelMap, check_inputs, to_compute_dtype
 from .kernels import grouped_kd_loss, pytorch
 from .options import check_options
 
@@ -69,10 +69,11 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
     if ignore_incorrect and gt is None:
         raise ValueError('gdkd_loss with ignore_incorrect=True needs gt: it keeps the pixels where the teacher\'s '
                          'argmax equals the label')
-    student_logits, teacher_logits, labels, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index,
-                                                                 logit_standardize)
+    student_logits, teacher_logits, labels = check_inputs(student_logits, teacher_logits, gt, ignore_index,
+                                                          logit_standardize)
+    valid = labels
     if ignore_incorrect:  # standardization keeps each pixel's argmax, so either logits give the same mask
-        valid = valid & (teacher_logits.argmax(1) == labels)
+        valid = labels.valid & (teacher_logits.argmax(1) == labels.labels)
     if partition == 'topk':
         partition_args = dict(top_k=k, rank_groups=[0] * k)
     else:
@@ -88,7 +89,7 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
         entropy = _mean_entropy(student_logits, temperature)
         term = entropy_weight * entropy
         if valid is not None:  # no valid pixel: no term; a tensor factor, so no wait for the GPU in every step
-            term = term * valid.any()
+            term = term * (valid.valid if isinstance(valid, LabelMap) else valid).any()
         loss = loss - term
         parts['entropy'] = entropy.detach()
     return loss, parts
@@ -145,8 +146,8 @@ def gdkd3_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tens
     """
     check_options(student_logits.shape[1], k=k, w0=w0, w1=w1, w2=w2, temperature=temperature,
                   ignore_index=ignore_index, mass_clamp=mass_clamp)
-    student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index)
-    loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, w0, (0.0, w1, w2), temperature,
+    student_logits, teacher_logits, labels = check_inputs(student_logits, teacher_logits, gt, ignore_index)
+    loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, labels, w0, (0.0, w1, w2), temperature,
                                                top_k=k, rank_groups=[0] + [1] * (k - 1), mass_clamp=mass_clamp)
     return loss, dict(kl_mass=kl_mass, kl_mid=kl_groups[1], kl_other=kl_groups[2])
 
@@ -166,12 +167,10 @@ def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Tensor, alpha: 
         raise ValueError('dkd_loss needs gt: DKD splits the classes at the ground-truth label')
     check_options(alpha=alpha, beta=beta, temperature=temperature, ignore_index=ignore_index,
                   logit_standardize=logit_standardize, mass_clamp=mass_clamp)
-    student_logits, teacher_logits, labels, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index,
-                                                                 logit_standardize)
-    head_indices = labels.unsqueeze(1)
-    loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, alpha, (0.0, beta), temperature,
-                                               head_indices=head_indices, head_groups=torch.zeros_like(head_indices),
-                                               mass_clamp=mass_clamp)
+    student_logits, teacher_logits, labels = check_inputs(student_logits, teacher_logits, gt, ignore_index,
+                                                          logit_standardize)
+    loss, kl_mass, kl_groups = grouped_kd_loss(student_logits, teacher_logits, labels, alpha, (0.0, beta), temperature,
+                                               head_from_labels=True, mass_clamp=mass_clamp)
     return loss, dict(kl_mass=kl_mass, kl_other=kl_groups[1])
 
 
@@ -184,7 +183,7 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor]
         ``(loss, parts)`` with part ``kl``.
     """
     check_options(temperature=temperature, ignore_index=ignore_index, logit_standardize=logit_standardize)
-    student_logits, teacher_logits, _, valid = check_inputs(student_logits, teacher_logits, gt, ignore_index,
-                                                            logit_standardize)
-    loss, _, kl_groups = grouped_kd_loss(student_logits, teacher_logits, valid, 0.0, (1.0,), temperature)
+    student_logits, teacher_logits, labels = check_inputs(student_logits, teacher_logits, gt, ignore_index,
+                                                          logit_standardize)
+    loss, _, kl_groups = grouped_kd_loss(student_logits, teacher_logits, labels, 0.0, (1.0,), temperature)
     return loss, dict(kl=kl_groups[0])

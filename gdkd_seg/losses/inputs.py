@@ -68,51 +68,80 @@ def check_logits(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     return teacher_logits
 
 
-def labels_and_valid(gt: Optional[Tensor], logits: Tensor,
-                     ignore_index: int) -> Tuple[Optional[Tensor], Optional[Tensor]]:
-    """Match ``gt`` to the logits' pixels.
+class LabelMap:
+    """Ground-truth labels as given, for the pixels of a pair of logits: checked at once, matched to the logits'
+    pixels (nearest resize, ``ignore_index`` left out) only when an implementation asks for :attr:`labels` or
+    :attr:`valid`. The GPU kernel reads :attr:`gt` as it is and does both itself.
 
     Args:
-        gt: class indices ``(B, H, W)``, ``(B, 1, H, W)`` or ``(N,)``, or None.
+        gt: class indices ``(B, H, W)``, ``(B, 1, H, W)`` or ``(N,)``.
         logits: ``(B, C, h, w)`` or ``(N, C)``; ``gt`` is resized (nearest) to ``(h, w)`` when it differs.
         ignore_index: label of pixels left out of the loss.
 
-    Returns:
-        ``(labels, valid)``: labels shaped like the logits without the class dim, with ignored pixels set to 0 so
-        they can index safely, and the boolean valid mask; ``(None, None)`` when ``gt`` is None (all pixels valid).
+    Raises:
+        ValueError: when ``gt`` does not fit the logits.
     """
+
+    def __init__(self, gt: Tensor, logits: Tensor, ignore_index: int) -> None:
+        if logits.dim() == 4:
+            if gt.dim() == 4 and gt.shape[1] == 1:
+                gt = gt[:, 0]
+            if gt.dim() != 3 or gt.shape[0] != logits.shape[0]:
+                raise ValueError(f'gt must be (B, H, W) or (B, 1, H, W) with B={logits.shape[0]}, '
+                                 f'got shape {tuple(gt.shape)}')
+        elif gt.shape != logits.shape[:1]:
+            raise ValueError(f'gt must be (N,) with N={logits.shape[0]}, got shape {tuple(gt.shape)}')
+        self.gt = gt if not gt.is_floating_point() else gt.long()
+        self.ignore_index = ignore_index
+        self.pixel_shape = tuple(logits.shape[2:])
+        self._matched: Optional[Tuple[Tensor, Tensor]] = None
+
+    def _match(self) -> Tuple[Tensor, Tensor]:
+        if self._matched is None:
+            gt = self.gt
+            if gt.dim() == 3 and tuple(gt.shape[1:]) != self.pixel_shape:
+                gt = F.interpolate(gt[:, None].float(), size=self.pixel_shape, mode='nearest')[:, 0]
+            gt = gt.long()
+            valid = gt != self.ignore_index
+            self._matched = gt.masked_fill(~valid, 0), valid
+        return self._matched
+
+    @property
+    def labels(self) -> Tensor:
+        """Labels shaped like the logits without the class dim, ignored pixels set to 0 so they index safely."""
+        return self._match()[0]
+
+    @property
+    def valid(self) -> Tensor:
+        """The boolean mask of pixels whose label is not ``ignore_index``, shaped like :attr:`labels`."""
+        return self._match()[1]
+
+
+def labels_and_valid(gt: Optional[Tensor], logits: Tensor,
+                     ignore_index: int) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+    """``gt`` matched to the logits' pixels: ``(labels, valid)`` of a :class:`LabelMap`, or ``(None, None)`` when
+    ``gt`` is None (all pixels valid)."""
     if gt is None:
         return None, None
-    if logits.dim() == 4:
-        if gt.dim() == 4 and gt.shape[1] == 1:
-            gt = gt[:, 0]
-        if gt.dim() != 3 or gt.shape[0] != logits.shape[0]:
-            raise ValueError(f'gt must be (B, H, W) or (B, 1, H, W) with B={logits.shape[0]}, '
-                             f'got shape {tuple(gt.shape)}')
-        if gt.shape[1:] != logits.shape[2:]:
-            gt = F.interpolate(gt[:, None].float(), size=logits.shape[2:], mode='nearest')[:, 0]
-    elif gt.shape != logits.shape[:1]:
-        raise ValueError(f'gt must be (N,) with N={logits.shape[0]}, got shape {tuple(gt.shape)}')
-    gt = gt.long()
-    valid = gt != ignore_index
-    return gt.masked_fill(~valid, 0), valid
+    label_map = LabelMap(gt, logits, ignore_index)
+    return label_map.labels, label_map.valid
 
 
 def check_inputs(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tensor], ignore_index: int,
-                 logit_standardize: bool = False) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
-    """Check a logit pair and its labels: :func:`check_logits` then :func:`labels_and_valid`; with
+                 logit_standardize: bool = False) -> Tuple[Tensor, Tensor, Optional[LabelMap]]:
+    """Check a logit pair and its labels: :func:`check_logits` then a :class:`LabelMap`; with
     ``logit_standardize``, :func:`standardize_logits` on both (the teacher's after its resize, so on the student's
     pixels), before any loss implementation sees them.
 
     Returns:
-        ``(student_logits, teacher_logits, labels, valid)``: the teacher's logits resized and detached; labels and
-        valid mask shaped like the logits without the class dim (None without ``gt``).
+        ``(student_logits, teacher_logits, labels)``: the teacher's logits resized and detached; the labels (None
+        without ``gt``: all pixels valid).
     """
     teacher_logits = check_logits(student_logits, teacher_logits)
-    labels, valid = labels_and_valid(gt, student_logits, ignore_index)
+    labels = None if gt is None else LabelMap(gt, student_logits, ignore_index)
     if logit_standardize:
         student_logits, teacher_logits = standardize_logits(student_logits), standardize_logits(teacher_logits)
-    return student_logits, teacher_logits, labels, valid
+    return student_logits, teacher_logits, labels
 
 
 def mean_over_valid(per_pixel: Tensor, valid: Optional[Tensor]) -> Tensor:

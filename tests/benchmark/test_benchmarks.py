@@ -1,10 +1,13 @@
 """The benchmark tools' reports: the losses against the naive form, the distill step with the data loader's verdict,
 and the teacher-precision table."""
+import os
 import re
 
 import pytest
+import torch
 from mmengine.config import Config
 
+from gdkd_seg.benchmark import losses as losses_benchmark
 from gdkd_seg.benchmark.data_throughput import (
     PipelineSpeed,
     data_bound_report,
@@ -12,9 +15,10 @@ from gdkd_seg.benchmark.data_throughput import (
     time_pipeline,
     workers_needed,
 )
-from gdkd_seg.benchmark.losses import loss_benchmark, parse_size
+from gdkd_seg.benchmark.losses import launch_sweep, loss_benchmark, parse_size
+from gdkd_seg.losses.kernels import gpu
 from gdkd_seg.utils.errors import ConfigError
-from tests.support import assert_user_error, cfg_options, config_path, fast_distill_options, run_tool
+from tests.support import assert_user_error, cfg_options, config_path, fast_distill_options, run_tool, run_tool_here
 
 TOY_CONFIG = config_path('demo', 'gdkd_toy.py')
 
@@ -90,16 +94,91 @@ def test_teacher_precision_table_on_training_data(toy_data_root, toy_teacher_ckp
         assert 0 < mean_change <= max_change and 0 < loss_change < 0.01 and agreement > 90, (name, rows[name])
 
 
+def _loss_table(lines):
+    """The loss benchmark's table as ``{size label: {column: cell}}``."""
+    header = next(line for line in lines if line.startswith('| size |')).splitlines()[0].strip('| ').split(' | ')
+    rows = [line.strip('| ').split(' | ') for line in lines if line.startswith(('| seg', '| cls'))]
+    return {cells[0]: dict(zip(header, cells)) for cells in rows}
+
+
 def test_loss_benchmark_reports_a_row_per_size():
-    lines = list(loss_benchmark([parse_size('19x2x8x16'), parse_size('50x32')], 'cpu', repeats=1, warmup=0))
-    rows = [line for line in lines if line.startswith('| seg') or line.startswith('| cls')]
-    assert [row.split(' | ')[0] for row in rows] == ['| seg C=19, B=2, 8x16', '| cls C=50, N=32']
-    for row in rows:
-        cells = row.strip('| ').split(' | ')
-        rel_diff, finite = float(cells[10]), cells[11:]
-        assert rel_diff < 1e-5  # ours and the naive form compute the same function on tame logits
-        assert finite == ['yes', 'yes', 'NO']  # only the naive form breaks on a confident teacher
+    lines = list(loss_benchmark([parse_size('19x2x8x16'), parse_size('50x32')], 'cpu', repeats=1, warmup=0,
+                                copy_bytes=1 << 20))
+    table = _loss_table(lines)
+    assert list(table) == ['seg C=19, B=2, 8x16', 'cls C=50, N=32']
+    for row in table.values():
+        assert float(row['rel diff']) < 1e-5  # ours and the naive form compute the same function on tame logits
+        # only the naive form breaks on a confident teacher
+        assert [row[f'{name} finite @50'] for name in ('ours', 'ours-pytorch', 'naive')] == ['yes', 'yes', 'NO']
+        launches = {name: int(row[f'{name} launches']) for name in ('ours', 'ours-pytorch', 'naive')}
+        assert 0 < launches['ours'] < launches['naive'], launches  # the fused kernel replaces dozens of operators
+        assert float(row['ours GB/s']) > 0 and float(row['ours % of bandwidth']) > 0
+        assert row['ours host ms'] == '-'  # CPU: the host does the work, no separate host time
+        assert 'naive-compiled ms' not in row  # compiling is off on CPU unless asked for
+    assert any(re.match(r'- ours GB/s: .* copy bandwidth [\d.]+ GB/s = read \+ write bytes', line) for line in lines)
     with pytest.raises(ConfigError, match="--sizes: 'nonsense' is neither a preset"):
         parse_size('nonsense')
     assert_user_error(run_tool('analysis_tools/benchmark_losses.py', '--sizes', 'nonsense', check=False),
                       "--sizes: 'nonsense' is neither a preset")
+
+
+def test_loss_benchmark_reports_a_failed_compile_in_its_cells(monkeypatch):
+    def compile_fails(fn, **options):
+        def compiled(*args):
+            raise RuntimeError('no C++ compiler | found\nsecond line')
+        return compiled
+
+    monkeypatch.setattr(torch, 'compile', compile_fails)
+    lines = list(loss_benchmark([parse_size('19x1x4x4')], 'cpu', repeats=1, warmup=0, compile_naive=True,
+                                copy_bytes=1 << 20))
+    row = _loss_table(lines)['seg C=19, B=1, 4x4']
+    # one line, no '|' to break the table; the other variants measured all the same
+    assert row['naive-compiled ms'] == 'failed: RuntimeError: no C++ compiler / found'
+    assert row['naive-compiled peak MiB'] == row['naive-compiled finite @50'] == '-'
+    assert float(row['naive ms']) > 0 and row['naive finite @50'] == 'NO'
+
+
+def test_launch_sweep_sets_pixels_and_warps_and_restores_them(monkeypatch):
+    seen = []
+
+    def ours(student, teacher):
+        seen.append((gpu.LAUNCH['pixels'], gpu.LAUNCH['num_warps']))
+        return (student * teacher).sum()
+
+    monkeypatch.setattr(losses_benchmark, 'ours_gdkd', ours)
+    default = dict(gpu.LAUNCH)
+    table = launch_sweep([(64, 2), (512, 8)], [parse_size('19x1x4x4')], 'cpu', repeats=1, warmup=0)
+    assert set(seen) == {(64, 2), (512, 8)}
+    assert gpu.LAUNCH == default
+    assert '| size | 64 pixels, 2 warps | 512 pixels, 8 warps |' in table
+    assert re.search(r'\| seg C=19, B=1, 4x4 \| [\d.]+ \| [\d.]+ \|', table), table
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--launch-sweep', '128'], "argument --launch-sweep: '128' is not PIXELSxWARPS, e.g. 128x4"),
+    (['--launch-sweep', '0x4'], "argument --launch-sweep: '0x4': pixels and warps must be >= 1"),
+    (['--launch-sweep', '128x4'], 'error: --launch-sweep times the Triton kernels, which run on CUDA: add --device'),
+])
+def test_loss_benchmark_refuses_bad_launch_sweeps(args, message, monkeypatch):
+    result = run_tool_here('analysis_tools/benchmark_losses.py', *args, monkeypatch=monkeypatch)
+    # argparse's refusal: usage, then the message; nothing measured
+    assert result.returncode == 2 and message in result.stderr and 'Traceback' not in result.stderr, result.stderr
+    assert result.stdout == ''
+
+
+def test_sass_report_shows_the_kernel_bandwidth_bound():
+    """``benchmark_losses.py --sass`` compiles the GPU loss kernel for sm_90 (no GPU) and reads its cost: at most 4
+    warp-instructions per logit element at C=19 and C=150, no local memory or spills up to C=8000, and the one-line
+    summary at the end."""
+    result = run_tool('analysis_tools/benchmark_losses.py', '--sass', env=dict(os.environ, TRITON_INTERPRET='0'),
+                      timeout=600)
+    rows = {int(line.split('|')[1]): [cell.strip() for cell in line.strip('|\n ').split('|')]
+            for line in result.stdout.splitlines() if re.match(r'\| \d+ \|', line)}
+    assert sorted(rows) == [19, 150, 1000, 8000], result.stdout
+    for num_classes, cells in rows.items():
+        assert cells[3:5] == ['0', '0'], cells  # local bytes, spill instructions
+        assert float(cells[-1]) > 0
+    assert float(rows[19][-1]) <= 4.0 and float(rows[150][-1]) <= 4.0, result.stdout
+    summary = result.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r'sass: C=19 [\d.]+ instr/elem, C=150 [\d.]+ instr/elem, C=1000 [\d.]+ instr/elem', summary)
+    assert summary.split()[2] == rows[19][-1]

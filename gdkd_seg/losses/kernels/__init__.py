@@ -9,12 +9,13 @@ is given by a few "head" classes per pixel -- the teacher's top-k, each in the g
 ``head_indices`` with the group of each in ``head_groups`` -- and every other class, the tail, belongs to the last
 group. The implementations, tested against the same float64 reference (``tests/losses``):
 
-* :mod:`.gpu`: a fused Triton kernel on CUDA tensors (``grouped_kl_triton.py``): teacher top-k, group log-sum-exps,
-  KLs, per-program sums and the student gradient in one launch, straight from the ``(B, C, H, W)`` layout;
+* :mod:`.gpu`: Triton kernels on CUDA tensors (``grouped_kl_triton.py``): a lane per pixel looping over its classes
+  (teacher top-k, group log-sum-exps, KLs, the student gradient, labels read at their own size), per-program sums
+  added by a second kernel, three launches for a forward and backward;
 * :mod:`.cpu`: a fused C kernel on CPU tensors (``grouped_kl.c``, built on first use): 64 pixels at a time straight
   from the ``(B, C, H, W)`` layout, the student gradient written in the same pass;
 * :mod:`.pytorch`: PyTorch ops on one row per pixel, where neither kernel runs (a GPU without Triton, a CPU without
-  a C compiler, more groups than the kernels take): the reference the kernels are tested against.
+  a C compiler, more groups or head classes than the kernels take): the reference the kernels are tested against.
 
 Numerics, the same in all three:
 
@@ -32,19 +33,19 @@ Numerics, the same in all three:
   backward from the inputs and a few per-pixel statistics (PyTorch), or written during forward (kernels: the
   gradient is backward's output anyway, so keeping it costs no more memory than recomputing it).
 """
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from ..inputs import mean_over_valid
+from ..inputs import LabelMap, mean_over_valid
 from . import cpu, gpu, pytorch
 
 
-def grouped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, valid: Optional[Tensor], mass_weight: float,
-                    group_weights: Sequence[float], temperature: float, head_indices: Optional[Tensor] = None,
-                    head_groups: Optional[Tensor] = None, top_k: int = 0,
-                    rank_groups: Sequence[int] = (),
+def grouped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, valid: Union[Tensor, LabelMap, None],
+                    mass_weight: float, group_weights: Sequence[float], temperature: float,
+                    head_indices: Optional[Tensor] = None, head_groups: Optional[Tensor] = None, top_k: int = 0,
+                    rank_groups: Sequence[int] = (), head_from_labels: bool = False,
                     mass_clamp: Optional[float] = None) -> Tuple[Tensor, Tensor, Tensor]:
     """Mean over valid pixels of the grouped KD loss for a given class partition, by the first implementation that
     takes the inputs: the GPU kernel, the CPU kernel, else PyTorch.
@@ -52,13 +53,15 @@ def grouped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, valid: Optio
     Args:
         student_logits: ``(B, C, h, w)`` or ``(N, C)``.
         teacher_logits: same shape (already checked, resized and detached).
-        valid: boolean mask ``(B, h, w)`` / ``(N,)`` of pixels that count, or None for all.
+        valid: the pixels that count: a boolean mask ``(B, h, w)`` / ``(N,)``, the labels (a
+            :class:`~gdkd_seg.losses.inputs.LabelMap`: pixels not labelled ``ignore_index``), or None for all.
         mass_weight: weight of the KL between group masses.
         group_weights: ``m`` weights of the within-group KLs.
         temperature: softmax temperature T.
         head_indices: ``(B, k, h, w)`` / ``(N, k)`` distinct class indices placed in groups explicitly, with
         head_groups: the group (``0 .. m-1``) of each; or None, and then
-        top_k, rank_groups: the head is the teacher's ``top_k`` classes, its j-th largest in group ``rank_groups[j]``.
+        top_k, rank_groups: the head is the teacher's ``top_k`` classes, its j-th largest in group ``rank_groups[j]``;
+        head_from_labels: or the head is each pixel's label, in group 0 (``valid`` the labels).
             All other classes are in group m-1.
         mass_clamp: None for the exact mass KL, or eps: the group masses of teacher and student clamped to
             ``[eps, 1 − eps]`` before their logs, with no gradient through a clamped student mass (the authors'
@@ -68,14 +71,24 @@ def grouped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, valid: Optio
         ``(loss, kl_mass, kl_groups)``: the scalar loss, the mean group-mass KL and the mean within-group KL of each
         group ``(m,)``; the last two unweighted and detached.
     """
-    if head_indices is None:
+    if head_from_labels:
+        partition = dict(head_from_labels=True)
+        head_size = 1
+    elif head_indices is None:
         partition = dict(top_k=top_k, rank_groups=tuple(rank_groups))
+        head_size = top_k
     else:
         partition = dict(head_indices=head_indices, head_groups=head_groups.long())
+        head_size = head_indices.shape[1]
     options = (tuple(group_weights), float(mass_weight), float(temperature), mass_clamp)
-    if gpu.supports(student_logits, len(group_weights)):
-        means = gpu.TritonGroupedKL.apply(student_logits, teacher_logits, valid, partition, *options)
-        return means[0], means[1].detach(), means[2:].detach()
+    if gpu.supports(student_logits, len(group_weights), head_size):
+        loss, parts = gpu.TritonGroupedKL.apply(student_logits, teacher_logits, valid, partition, *options)
+        return loss, parts[0], parts[1:]
+    if isinstance(valid, LabelMap):
+        if head_from_labels:
+            head_indices = valid.labels.unsqueeze(1)
+            partition = dict(head_indices=head_indices, head_groups=torch.zeros_like(head_indices))
+        valid = valid.valid
     if cpu.supports(student_logits):
         total, kl_mass, kl_groups = cpu.CGroupedKL.apply(student_logits, teacher_logits, valid, partition, *options)
     else:
