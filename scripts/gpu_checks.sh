@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's GPU checks in one run, for a GPU machine at hand for minutes (docs/performance.md):
-#   1. the losses' Triton kernel compiled and tested on CUDA tensors against the PyTorch implementation;
+#   1. the losses' Triton kernels compiled and tested on CUDA tensors against the PyTorch implementation, and the
+#      benchmarks' launch counter and CUDA-event timer on the GPU;
 #   2. tools/analysis_tools/benchmark_losses.py --device cuda at the distiller's size (B=2, C=19, 64x128), the
 #      label size (2x19x512x1024), ADE20K's (2x150x512x512) and the Cityscapes training size: GPU and host time per
 #      call from CUDA events, launches, GB/s against the measured copy bandwidth, torch.compile(naive); then a sweep
@@ -37,8 +38,8 @@ step() {  # step NAME SECONDS COMMAND...
 } > "$out/summary.log" 2>&1
 cat "$out/summary.log"
 
-step kernel_tests 240 env TRITON_INTERPRET=0 python -m pytest tests/losses/test_kernels.py -q -x -p no:cacheprovider \
-  -k 'triton and not hopper'
+step kernel_tests 240 env TRITON_INTERPRET=0 python -m pytest tests/losses/test_kernels.py \
+  tests/benchmark/test_launches.py -q -x -p no:cacheprovider -k '(triton and not hopper) or launches'
 step benchmark_losses 300 python tools/analysis_tools/benchmark_losses.py --device cuda --repeats 20 \
   --sizes seg19b2,full19,ade150,city --launch-sweep 128x4 256x4 256x8 512x8
 distill() {  # one distillation-step run per argument string, all into one log
