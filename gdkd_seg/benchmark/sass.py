@@ -8,12 +8,12 @@ with the ``cuobjdump`` Triton ships, and its instructions counted:
 * the class loops: each backward branch closes a loop; a loop's classes per iteration are its global loads of
   logits over the 2 a class needs (teacher, student), so an unrolled loop is counted per class all the same; a
   loop that stores (the gradient) is the second pass, else the first;
-* warp-instructions per logit element: per pass, the steady loop's instructions per class times the classes (the
-  classes a main loop leaves to a remainder loop at that loop's rate), plus every instruction outside the loops
-  once (set-up, the head's terms, the masses, the program's sums: an upper bound, since some are alternatives),
+* warp-instructions per logit element: per pass, the instructions per class of its costliest loop (a remainder
+  loop of an unrolled one costs more a class) times the classes, plus every instruction outside the loops once
+  (set-up, the head's terms, the masses, the program's sums): an upper bound, since some are alternatives,
   over the ``32 × pixels a thread`` pixels of a warp and the C classes: ``instructions / (32·p·C)`` per element of
   one logit tensor. Memory time is the floor the kernel must reach; a figure far below the GPU's issue rate per
-  byte (H100: about 4 warp-instructions per fp32 element at full bandwidth) leaves it bandwidth-bound.
+  byte (H100 SXM: about 3.7 warp-instructions per fp32 logit at full bandwidth) leaves it bandwidth-bound.
 """
 import os
 import re
@@ -115,22 +115,17 @@ def loop_costs(listing: Sequence[Tuple[int, str, str]]) -> Tuple[Tuple[float, fl
             elif target == address:  # the trap loop after EXIT
                 loops.append((address, address))
     in_loops = set()
-    passes: Dict[bool, List[Tuple[float, int]]] = {False: [], True: []}
+    per_class = {False: 0.0, True: 0.0}  # the costliest class loop of each pass: first (no store), second
     for start, end in loops:
         body = [(address, opcode) for address, opcode, _ in listing if start <= address <= end]
         in_loops.update(address for address, _ in body)
         loads = sum(opcode.startswith('LDG') for _, opcode in body)
         if loads == 0:
             continue
-        stores = any(opcode.startswith('STG') for _, opcode in body)
-        classes = max(loads // LOADS_PER_CLASS, 1)
-        passes[stores].append((len(body) / classes, classes))
-    per_class = []
-    for second in (False, True):
-        rates = sorted(passes[second], key=lambda rate: -rate[1])  # the most unrolled first: the steady loop
-        per_class.append(max((rate for rate, _ in rates), default=0.0))
+        second = any(opcode.startswith('STG') for _, opcode in body)
+        per_class[second] = max(per_class[second], len(body) / max(loads // LOADS_PER_CLASS, 1))
     outside = sum(address not in in_loops for address, _, _ in listing)
-    return (per_class[0], per_class[1]), outside
+    return (per_class[False], per_class[True]), outside
 
 
 def kernel_cost(num_classes: int) -> KernelCost:
@@ -140,13 +135,8 @@ def kernel_cost(num_classes: int) -> KernelCost:
     student = torch.randn(logits_shape, generator=generator)
     teacher = torch.randn(logits_shape, generator=generator)
     labels = LabelMap(torch.randint(0, num_classes, label_shape, generator=generator), student, 255)
-    saved = dict(gpu.LAUNCH)
-    try:
-        gpu.LAUNCH['interpreter_pixels'] = gpu.LAUNCH['pixels']  # these CPU tensors stand for CUDA ones
-        _, args, constants, _, _ = gpu.kernel_arguments(student, teacher, labels, (1.0, 2.0), 1.0, 1.0, top_k=3,
-                                                        rank_groups=(0, 0, 0))
-    finally:
-        gpu.LAUNCH.update(saved)
+    _, args, constants, _, _ = gpu.kernel_arguments(student, teacher, labels, (1.0, 2.0), 1.0, 1.0, top_k=3,
+                                                    rank_groups=(0, 0, 0), pixels=gpu.LAUNCH['pixels'])
     compiled = compile_for_hopper(gpu.kernels().grouped_kl_kernel, args, constants)
     cubin = compiled.asm['cubin']
     usage = cuobjdump(cubin, '-res-usage')

@@ -10,7 +10,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from .inputs import LabelMap, check_inputs, to_compute_dtype
+from .inputs import check_inputs, to_compute_dtype, valid_mask
 from .kernels import grouped_kd_loss, pytorch
 from .options import check_options
 
@@ -89,7 +89,7 @@ def gdkd_loss(student_logits: Tensor, teacher_logits: Tensor, gt: Optional[Tenso
         entropy = _mean_entropy(student_logits, temperature)
         term = entropy_weight * entropy
         if valid is not None:  # no valid pixel: no term; a tensor factor, so no wait for the GPU in every step
-            term = term * (valid.valid if isinstance(valid, LabelMap) else valid).any()
+            term = term * valid_mask(valid).any()
         loss = loss - term
         parts['entropy'] = entropy.detach()
     return loss, parts

@@ -1,5 +1,5 @@
 """Shared input handling for the distillation losses: shape checks, resizing, valid-pixel masks, reduction."""
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -115,6 +115,12 @@ class LabelMap:
     def valid(self) -> Tensor:
         """The boolean mask of pixels whose label is not ``ignore_index``, shaped like :attr:`labels`."""
         return self._match()[1]
+
+
+def valid_mask(valid: Union[Tensor, LabelMap, None]) -> Optional[Tensor]:
+    """The boolean mask of the pixels that count, from a mask (returned as it is) or a :class:`LabelMap`; None for
+    all pixels."""
+    return valid.valid if isinstance(valid, LabelMap) else valid
 
 
 def labels_and_valid(gt: Optional[Tensor], logits: Tensor,

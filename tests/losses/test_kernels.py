@@ -325,28 +325,26 @@ def logits(shape, dtype):
     return torch.randn(shape, generator=g).to(dtype)
 labels = lambda shape: torch.randint(0, 19, shape, generator=g)
 student = logits((2, 19, 8, 16), torch.float32)
-variants = [  # (student, teacher, valid, options)
-    (student, student, LabelMap(labels((2, 64, 128)), student, 255), dict(top_k=3, rank_groups=(0, 0, 0))),
-    (student, student, None, dict(top_k=3, rank_groups=(0, 0, 0), mass_clamp=1e-3)),
-    (logits((2, 19, 8, 16), torch.bfloat16), logits((2, 19, 8, 16), torch.bfloat16), None,
+gdkd, gdkd3, kd = (1.0, 2.0), (0.0, 1.0, 2.0), (1.0,)
+variants = [  # (student, teacher, valid, group weights, options)
+    (student, student, LabelMap(labels((2, 64, 128)), student, 255), gdkd, dict(top_k=3, rank_groups=(0, 0, 0))),
+    (student, student, None, gdkd, dict(top_k=3, rank_groups=(0, 0, 0), mass_clamp=1e-3)),
+    (logits((2, 19, 8, 16), torch.bfloat16), logits((2, 19, 8, 16), torch.bfloat16), None, gdkd3,
      dict(top_k=4, rank_groups=(0, 1, 1, 1), mass_clamp=1e-3)),
-    (student, student, LabelMap(labels((2, 8, 16)), student, 255), dict(head_from_labels=True)),
-    (logits((37, 150), torch.float64), logits((37, 150), torch.float64), torch.ones(37, dtype=torch.bool),
+    (student, student, LabelMap(labels((2, 8, 16)), student, 255), gdkd, dict(head_from_labels=True)),
+    (logits((37, 150), torch.float64), logits((37, 150), torch.float64), torch.ones(37, dtype=torch.bool), gdkd,
      dict(head_indices=torch.zeros(37, 4, dtype=torch.long), head_groups=torch.zeros(37, 4, dtype=torch.long))),
-    (student.to(memory_format=torch.channels_last), student, None, dict()),
-    (logits((2, 19, 8, 16), torch.float16), logits((2, 19, 8, 16), torch.float16), None, dict(with_grad=False)),
-    (student, student, None, dict(top_k=gpu.MAX_HEAD, rank_groups=(0,) * gpu.MAX_HEAD)),
-    (student, student, None, dict(head_indices=torch.zeros(2, gpu.MAX_HEAD, 8, 16, dtype=torch.long),
-                                  head_groups=torch.zeros(2, gpu.MAX_HEAD, 8, 16, dtype=torch.long))),
+    (student.to(memory_format=torch.channels_last), student, None, kd, dict()),
+    (logits((2, 19, 8, 16), torch.float16), logits((2, 19, 8, 16), torch.float16), None, gdkd, dict(with_grad=False)),
+    (student, student, None, gdkd, dict(top_k=gpu.MAX_HEAD, rank_groups=(0,) * gpu.MAX_HEAD)),
+    (student, student, None, gdkd, dict(head_indices=torch.zeros(2, gpu.MAX_HEAD, 8, 16, dtype=torch.long),
+                                        head_groups=torch.zeros(2, gpu.MAX_HEAD, 8, 16, dtype=torch.long))),
 ]
-saved = dict(gpu.LAUNCH)
-gpu.LAUNCH['interpreter_pixels'] = gpu.LAUNCH['pixels']
-for student_logits, teacher_logits, valid, options in variants:
-    groups = (1.0, 2.0, 0.5) if options.get('rank_groups') == (0, 1, 1, 1) else (1.0,) if not options else (1.0, 2.0)
-    _, args, constants, _, _ = gpu.kernel_arguments(student_logits, teacher_logits, valid, groups, 1.0, 2.0, **options)
+for student_logits, teacher_logits, valid, groups, options in variants:
+    _, args, constants, _, _ = gpu.kernel_arguments(student_logits, teacher_logits, valid, groups, 1.0, 2.0,
+                                                    pixels=gpu.LAUNCH['pixels'], **options)
     cubin = compile_for_hopper(gpu.kernels().grouped_kl_kernel, args, constants).asm['cubin']
     assert 'LOCAL:0 ' in cuobjdump(cubin, '-res-usage'), (constants, 'spills to local memory')
-gpu.LAUNCH.update(saved)
 print('compiled')
 """
 

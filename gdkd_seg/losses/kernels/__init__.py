@@ -38,7 +38,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from ..inputs import LabelMap, mean_over_valid
+from ..inputs import LabelMap, mean_over_valid, valid_mask
 from . import cpu, gpu, pytorch
 
 
@@ -84,11 +84,10 @@ def grouped_kd_loss(student_logits: Tensor, teacher_logits: Tensor, valid: Union
     if gpu.supports(student_logits, len(group_weights), head_size):
         loss, parts = gpu.TritonGroupedKL.apply(student_logits, teacher_logits, valid, partition, *options)
         return loss, parts[0], parts[1:]
-    if isinstance(valid, LabelMap):
-        if head_from_labels:
-            head_indices = valid.labels.unsqueeze(1)
-            partition = dict(head_indices=head_indices, head_groups=torch.zeros_like(head_indices))
-        valid = valid.valid
+    if head_from_labels:
+        head_indices = valid.labels.unsqueeze(1)
+        partition = dict(head_indices=head_indices, head_groups=torch.zeros_like(head_indices))
+    valid = valid_mask(valid)
     if cpu.supports(student_logits):
         total, kl_mass, kl_groups = cpu.CGroupedKL.apply(student_logits, teacher_logits, valid, partition, *options)
     else:

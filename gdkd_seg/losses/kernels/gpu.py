@@ -146,12 +146,14 @@ def kernel_arguments(student_logits: Tensor, teacher_logits: Tensor, valid: Unio
                      group_weights: Sequence[float], mass_weight: float, temperature: float,
                      head_indices: Optional[Tensor] = None, head_groups: Optional[Tensor] = None, top_k: int = 0,
                      rank_groups: Sequence[int] = (), head_from_labels: bool = False, with_grad: bool = True,
-                     mass_clamp: Optional[float] = None) -> Tuple[Tuple[int, int], tuple, dict, Tensor,
-                                                                  Optional[Tensor]]:
+                     mass_clamp: Optional[float] = None,
+                     pixels: Optional[int] = None) -> Tuple[Tuple[int, int], tuple, dict, Tensor, Optional[Tensor]]:
     """The loss kernel's grid, arguments and compile-time constants for these inputs (the launch and the SASS
     report of the benchmark both use them).
 
-    Args: as :func:`launch`.
+    Args: as :func:`launch`, and
+        pixels: the most pixels a program owns; default ``LAUNCH``'s for the tensors' device (the interpreter's on
+            CPU: CPU tensors that stand for CUDA ones in a compile pass ``LAUNCH['pixels']``).
 
     Returns:
         ``(grid, args, constants, partials, grad)``: ``partials`` the programs' sums it writes, ``grad`` the gradient
@@ -162,7 +164,8 @@ def kernel_arguments(student_logits: Tensor, teacher_logits: Tensor, valid: Unio
     compute = torch.float64 if torch.float64 in (student_logits.dtype, teacher_logits.dtype) else torch.float32
     student, teacher = _as_planes(student_logits), _as_planes(teacher_logits)
     num_images, num_classes, num_pixels = student.shape
-    pixels = LAUNCH['interpreter_pixels'] if device.type == 'cpu' else LAUNCH['pixels']
+    if pixels is None:
+        pixels = LAUNCH['interpreter_pixels'] if device.type == 'cpu' else LAUNCH['pixels']
     block_p = min(pixels, max(_next_power_of_2(num_pixels), 16))
     num_blocks = -(-num_pixels // block_p)
     partials = torch.empty((num_images * num_blocks, num_groups + 3), dtype=compute, device=device)
